@@ -1,0 +1,10 @@
+"""Helpers for the mnist-course notebooks: one small module per job.
+
+- ``data``: the MNIST files, their checks, the dataset and the in-memory fast path
+- ``runtime``: seeds and device choice
+- ``env``: the environment check of chapter 0
+- ``losses``: cross-entropy in NumPy, mirroring PyTorch (chapters 1-2)
+- ``cli``: the ``mnist-course`` command line
+"""
+
+__version__ = "0.1.0"

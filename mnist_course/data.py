@@ -1,0 +1,290 @@
+"""MNIST on disk and in memory (chapters 0, 3, 4 and 5).
+
+Where the data lives is decided in one place, :func:`data_root`:
+
+1. the ``root`` argument, if given;
+2. else the environment variable ``MNIST_COURSE_DATA``;
+3. else ``$XDG_CACHE_HOME/mnist-course`` (``~/.cache/mnist-course``).
+
+Under that root torchvision's layout is used: ``<root>/MNIST/raw/`` holds the
+four uncompressed idx files. They are checked (header, size, md5) before use,
+so a truncated or corrupt file is reported, never trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torchvision import datasets, transforms
+
+ENV_VAR = "MNIST_COURSE_DATA"
+
+# Mean and standard deviation of the 60,000 training images' pixels (in [0, 1]).
+# Chapter 3 recomputes them from the data.
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+IMAGE_MAGIC = 2051  # idx3, unsigned byte
+LABEL_MAGIC = 2049  # idx1, unsigned byte
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """One of the four MNIST idx files, as torchvision expects it in ``MNIST/raw/``."""
+
+    name: str
+    magic: int
+    count: int
+    md5: str
+
+    @property
+    def header_size(self) -> int:
+        return 16 if self.magic == IMAGE_MAGIC else 8
+
+    @property
+    def size(self) -> int:
+        item = 28 * 28 if self.magic == IMAGE_MAGIC else 1
+        return self.header_size + self.count * item
+
+
+MNIST_FILES: tuple[RawFile, ...] = (
+    RawFile("train-images-idx3-ubyte", IMAGE_MAGIC, 60_000, "6bbc9ace898e44ae57da46a324031adb"),
+    RawFile("train-labels-idx1-ubyte", LABEL_MAGIC, 60_000, "a25bea736e30d166cdddb491f175f624"),
+    RawFile("t10k-images-idx3-ubyte", IMAGE_MAGIC, 10_000, "2646ac647ad5339dbf082846283269ea"),
+    RawFile("t10k-labels-idx1-ubyte", LABEL_MAGIC, 10_000, "27ae3e4e09519cfbb04c329615203637"),
+)
+
+
+class MNISTNotFoundError(FileNotFoundError):
+    """MNIST is not under the data root and could not be downloaded."""
+
+
+class MNISTCorruptError(ValueError):
+    """An MNIST file is present but is not the file it should be."""
+
+
+def default_data_root() -> Path:
+    """The cache folder used when neither an argument nor ``MNIST_COURSE_DATA`` is given."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "mnist-course"
+
+
+def data_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """Resolve the data root: argument, else ``$MNIST_COURSE_DATA``, else the default cache."""
+    if root is None or str(root) == "":
+        root = os.environ.get(ENV_VAR) or default_data_root()
+    return Path(root).expanduser().resolve()
+
+
+def root_source(root: str | os.PathLike[str] | None = None) -> str:
+    """Which rule of :func:`data_root` picks the root: said in words, with no path in it."""
+    if root is not None and str(root) != "":
+        return "the root argument"
+    return f"${ENV_VAR}" if os.environ.get(ENV_VAR) else "the default cache folder"
+
+
+def raw_folder(root: str | os.PathLike[str] | None = None) -> Path:
+    """``<root>/MNIST/raw``, where torchvision reads (and downloads) the idx files."""
+    return data_root(root) / "MNIST" / "raw"
+
+
+_md5_cache: dict[tuple[str, int, int], str] = {}
+
+
+def _md5(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _md5_cache:
+        digest = hashlib.md5(usedforsecurity=False)
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _md5_cache[key] = digest.hexdigest()
+    return _md5_cache[key]
+
+
+def check_raw_file(path: Path, spec: RawFile) -> None:
+    """Raise :class:`MNISTCorruptError` unless ``path`` is exactly the file ``spec`` describes."""
+    fix = (
+        f"Delete it and run again to download a fresh copy, or replace it with a good copy "
+        f"(uncompressed, {spec.size:,} bytes, md5 {spec.md5})."
+    )
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        header = f.read(spec.header_size)
+    if len(header) < 8:
+        raise MNISTCorruptError(
+            f"{path} is truncated ({size} bytes): too short for an idx header. {fix}"
+        )
+    magic = int.from_bytes(header[0:4], "big")
+    if magic != spec.magic:
+        hint = " (is it still gzip-compressed?)" if header[:2] == b"\x1f\x8b" else ""
+        raise MNISTCorruptError(
+            f"{path} is not an MNIST idx file{hint}: magic number {magic}, expected {spec.magic}. {fix}"
+        )
+    count = int.from_bytes(header[4:8], "big")
+    if count != spec.count:
+        raise MNISTCorruptError(f"{path} holds {count:,} items, expected {spec.count:,}. {fix}")
+    if size != spec.size:
+        what = "truncated" if size < spec.size else "too long"
+        raise MNISTCorruptError(f"{path} is {what}: {size:,} bytes, expected {spec.size:,}. {fix}")
+    if _md5(path) != spec.md5:
+        raise MNISTCorruptError(f"{path} is corrupt: its md5 is not {spec.md5}. {fix}")
+
+
+def _not_found_message(root: Path, missing: list[str], reason: str = "") -> str:
+    lines = [
+        f"MNIST was not found under the data root {root}",
+        f"(missing in {root / 'MNIST' / 'raw'}: {', '.join(missing)}).",
+    ]
+    if reason:
+        lines.append(f"Downloading it failed: {reason}")
+    lines += [
+        "To fix it, do one of these:",
+        "  - connect to the internet and run again: the files are downloaded there (about 12 MB);",
+        f"  - set {ENV_VAR} to a folder that holds MNIST/raw/ with the four files, e.g.",
+        f"    export {ENV_VAR}=/path/to/data   (or pass root=... / --data-root PATH);",
+        "  - copy the four uncompressed files (train-images-idx3-ubyte, ...) into",
+        f"    {root / 'MNIST' / 'raw'}.",
+    ]
+    return "\n".join(lines)
+
+
+def _download(root: Path) -> None:
+    """Download MNIST with torchvision into a temporary folder, check it, then move it in.
+
+    Nothing half-written is left under ``root``: on any failure the temporary
+    folder is removed and the error says what went wrong.
+    """
+    target = root / "MNIST" / "raw"
+    missing = [f.name for f in MNIST_FILES if not (target / f.name).exists()]
+    created_root = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
+    except OSError as err:
+        raise MNISTNotFoundError(
+            _not_found_message(root, missing, f"cannot write there ({err}).")
+        ) from err
+    try:
+        try:
+            datasets.MNIST(staging, train=True, download=True)
+        except Exception as err:  # torchvision raises RuntimeError or URLError offline
+            first_line = " ".join((str(err).strip() or repr(err)).splitlines()[:3])
+            raise MNISTNotFoundError(_not_found_message(root, missing, first_line)) from err
+        for spec in MNIST_FILES:
+            check_raw_file(staging / "MNIST" / "raw" / spec.name, spec)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in missing:
+            os.replace(staging / "MNIST" / "raw" / name, target / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_root and not any(root.iterdir()):
+            root.rmdir()
+
+
+def ensure_mnist(root: str | os.PathLike[str] | None = None, download: bool = True) -> Path:
+    """Make sure the four MNIST files are under the data root and intact; return the root.
+
+    Missing files are downloaded (if ``download``); files that are present are
+    only read, so a read-only root works.
+    """
+    path = data_root(root)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"The MNIST data root {path} is a file; give the folder instead.")
+    folder = path / "MNIST" / "raw"
+    missing = [f.name for f in MNIST_FILES if not (folder / f.name).is_file()]
+    if missing:
+        if not download:
+            raise MNISTNotFoundError(_not_found_message(path, missing))
+        _download(path)
+    for spec in MNIST_FILES:
+        check_raw_file(folder / spec.name, spec)
+    return path
+
+
+def course_transform() -> transforms.Compose:
+    """``ToTensor`` then ``Normalize(0.1307, 0.3081)``: the transform of the lecture (chapter 3)."""
+    return transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+    )
+
+
+def mnist_dataset(
+    train: bool = True,
+    root: str | os.PathLike[str] | None = None,
+    transform: transforms.Compose | None = None,
+    download: bool = True,
+) -> datasets.MNIST:
+    """The torchvision MNIST dataset, checked first; ``transform`` defaults to the course's (ch. 3)."""
+    path = ensure_mnist(root, download=download)
+    transform = course_transform() if transform is None else transform
+    return datasets.MNIST(path, train=train, transform=transform, download=False)
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images ``(N, 28, 28)`` -> float32 ``(N, 1, 28, 28)``, scaled to [0, 1] and normalized."""
+    if images.dtype != torch.uint8:
+        raise TypeError(f"normalize expects uint8 images as stored by MNIST, got {images.dtype}")
+    return ((images.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
+
+
+def load_tensors(
+    train: bool = True,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole split as normalized tensors in memory: the fast path of chapter 3.
+
+    Returns images ``(N, 1, 28, 28)`` float32 and labels ``(N,)`` int64: the same
+    numbers that :func:`course_transform` gives image by image, in one operation.
+    """
+    raw = mnist_dataset(train, root, transform=None, download=download)
+    return normalize(raw.data), raw.targets.clone()
+
+
+class TensorLoader:
+    """Mini-batches from in-memory tensors, like a ``DataLoader`` without per-image work (ch. 3).
+
+    Each pass over it is one epoch; with ``shuffle`` the order is drawn from a
+    generator seeded once, so a run is reproducible and epochs differ. The last
+    partial batch is kept.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int = 64,
+        shuffle: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"images and labels differ in length: {len(images)} vs {len(labels)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.images = images
+        self.labels = labels
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                index = slice(start, start + self.batch_size)
+            else:
+                index = order[start : start + self.batch_size]
+            yield self.images[index], self.labels[index]

@@ -1,0 +1,78 @@
+"""mnist_course.runtime: seeds and device choice."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from mnist_course import runtime
+
+
+def draw() -> tuple[float, float, float]:
+    return random.random(), float(np.random.rand())  # noqa: NPY002, torch.rand(1).item()
+
+
+def test_set_seed_makes_all_three_generators_repeat():
+    runtime.set_seed(7)
+    first = draw()
+    runtime.set_seed(7)
+    assert draw() == first
+    runtime.set_seed(8)
+    assert draw() != first
+
+
+@pytest.mark.parametrize("seed", [1.5, "3", None, True])
+def test_set_seed_rejects_non_integers(seed):
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        runtime.set_seed(seed)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_set_seed_rejects_out_of_range(seed):
+    with pytest.raises(ValueError, match=r"\[0, 2\*\*32\)"):
+        runtime.set_seed(seed)
+
+
+def test_numpy_integer_seed_is_fine():
+    runtime.set_seed(np.int64(3))
+
+
+def test_get_device_choice(monkeypatch):
+    monkeypatch.delenv(runtime.DEVICE_ENV_VAR, raising=False)
+    assert runtime.get_device("cpu") == torch.device("cpu")
+    assert runtime.get_device(" CPU ") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "_mps_available", lambda: False)
+    assert runtime.get_device() == torch.device("cpu")
+    monkeypatch.setattr(runtime, "_mps_available", lambda: True)
+    assert runtime.get_device("auto") == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.get_device() == torch.device("cuda")
+
+
+def test_env_var_overrides_auto(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv(runtime.DEVICE_ENV_VAR, "cpu")
+    assert runtime.get_device() == torch.device("cpu")
+    assert runtime.get_device("cuda") == torch.device("cuda")  # the argument wins
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "tpu", "cpu:0:1"])
+def test_unknown_device_names_the_choices(name):
+    with pytest.raises(ValueError, match="'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"):
+        runtime.get_device(name)
+
+
+def test_unavailable_device_is_an_error_not_a_fallback(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "_mps_available", lambda: False)
+    for name in ("cuda", "cuda:0", "mps"):
+        with pytest.raises(RuntimeError, match="not available"):
+            runtime.get_device(name)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(RuntimeError, match="1 GPU"):
+        runtime.get_device("cuda:3")
