@@ -4,6 +4,8 @@
 - ``runtime``: seeds and device choice
 - ``env``: the environment check of chapter 0
 - ``losses``: cross-entropy in NumPy, mirroring PyTorch (chapters 1-2)
+- ``exercises``: the checkers of the chapters' exercises (chapters 1-2)
+- ``plots``: the figures, one function per picture
 - ``cli``: the ``mnist-course`` command line
 """
 
