@@ -5,6 +5,8 @@
 - ``env``: the environment check of chapter 0
 - ``losses``: cross-entropy in NumPy, mirroring PyTorch (chapters 1-2)
 - ``exercises``: the checkers of the chapters' exercises (chapters 1-2)
+- ``models``: the lecture notes' MLP and a small CNN (chapters 4-5)
+- ``training``: training and evaluation loops, the one-cycle recipe, checkpoints (chapters 4-5)
 - ``plots``: the figures, one function per picture
 - ``cli``: the ``mnist-course`` command line
 """

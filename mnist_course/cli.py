@@ -1,21 +1,79 @@
-"""The command line: ``mnist-course check`` and ``mnist-course train`` (also ``python -m mnist_course``)."""
+"""The command line: ``mnist-course check`` and ``mnist-course train`` (or ``python -m mnist_course``).
+
+Examples::
+
+    mnist-course check
+    mnist-course train --model mlp --epochs 3
+    mnist-course train --model cnn --epochs 3 --save cnn.pt --data-root /data
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from mnist_course import env
+from mnist_course import data, env, models, runtime, training
+
+DEFAULT_LR = {"mlp": 0.1, "cnn": 0.1}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mnist-course``."""
-    parser = argparse.ArgumentParser(prog="mnist-course", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check", help="check Python, packages, device and data (chapter 0)")
-    check.add_argument(
-        "--data-root", help="folder holding MNIST/raw/ (default: $MNIST_COURSE_DATA)"
+    parser = argparse.ArgumentParser(
+        prog="mnist-course",
+        description="Check the course environment, or train an MNIST model.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("Examples::", 1)[1],
     )
+    commands = parser.add_subparsers(dest="command", required=True)
+    data_help = (
+        f"folder holding MNIST/raw/ (default: ${data.ENV_VAR}, else {data.default_data_root()})"
+    )
+
+    check = commands.add_parser("check", help="check Python, packages, device and data (chapter 0)")
+    check.add_argument("--data-root", help=data_help)
+
+    train = commands.add_parser("train", help="train a model and print test accuracy per epoch")
+    train.add_argument("--model", choices=sorted(models.MODELS), default="mlp")
+    train.add_argument("--epochs", type=_positive_int, default=3)
+    train.add_argument("--batch-size", type=_positive_int, default=128)
+    train.add_argument("--lr", type=_positive_float, help="peak learning rate (default 0.1)")
+    train.add_argument("--seed", type=_seed, default=0)
+    train.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
+    train.add_argument("--data-root", help=data_help)
+    train.add_argument("--save", type=Path, help="write the trained weights to this file")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -26,12 +84,49 @@ def run_check(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def run_train(args: argparse.Namespace) -> int:
+    """Train with the course recipe (one-cycle SGD, chapter 4) on the in-memory fast path."""
+    if args.save is not None and not args.save.parent.is_dir():
+        raise ValueError(f"--save {args.save}: the folder {args.save.parent} does not exist")
+    device = runtime.get_device(args.device)
+    runtime.set_seed(args.seed)
+    train_x, train_y = data.load_tensors(True, args.data_root)
+    test_x, test_y = data.load_tensors(False, args.data_root)
+    train_loader = data.TensorLoader(
+        train_x, train_y, args.batch_size, shuffle=True, seed=args.seed
+    )
+    test_loader = data.TensorLoader(test_x, test_y, 1000)
+    model = models.build_model(args.model).to(device)
+    lr = args.lr or DEFAULT_LR[args.model]
+    optimizer, scheduler = training.one_cycle_sgd(model, lr, args.epochs, len(train_loader))
+    print(f"training {args.model} ({models.count_parameters(model):,} parameters) on {device}")
+
+    def report(stats: training.EpochStats) -> None:
+        print(
+            f"epoch {stats.epoch}: test loss {stats.test_loss:.4f}, "
+            f"test accuracy {100 * stats.test_acc:.2f}%, {stats.seconds:.1f} s",
+            flush=True,
+        )
+
+    training.fit(
+        model, train_loader, test_loader, optimizer, args.epochs, scheduler, device,
+        progress=not args.no_progress, callback=report,
+    )  # fmt: skip
+    if args.save is not None:
+        training.save_checkpoint(model.cpu(), args.save, model_name=args.model, epochs=args.epochs)
+        print(f"saved weights to {args.save}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script ``mnist-course``."""
+    """Entry point of the console script ``mnist-course``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.command == "check":
-        return run_check(args)
-    return 2
+    try:
+        return run_check(args) if args.command == "check" else run_train(args)
+    # Missing or corrupt data, a bad device or path, a diverged run: a message, not a traceback.
+    except (data.MNISTNotFoundError, NotADirectoryError, ValueError, RuntimeError) as err:
+        print(f"mnist-course: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

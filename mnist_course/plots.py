@@ -15,10 +15,13 @@ from numpy.typing import ArrayLike
 from mnist_course.losses import softmax
 
 
-def _figure(ncols: int = 1, size: tuple[float, float] = (6.4, 3.6)) -> tuple[Figure, np.ndarray]:
-    fig, axes = plt.subplots(1, ncols, figsize=size, layout="constrained", squeeze=False)
+def _figure(
+    size: tuple[float, float] = (6.4, 3.6), nrows: int = 1, ncols: int = 1
+) -> tuple[Figure, np.ndarray]:
+    """A new figure and its axes as a flat array."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, layout="constrained", squeeze=False)
     plt.close(fig)  # shown once, as the returned value, not again by the inline backend
-    return fig, axes[0]
+    return fig, axes.ravel()
 
 
 def logits_and_probabilities(
@@ -28,7 +31,7 @@ def logits_and_probabilities(
     z = np.asarray(logits, dtype=float)
     p = softmax(z)
     names = list(class_names) if class_names else [f"class {i}" for i in range(len(z))]
-    fig, (left, right) = _figure(2, (8, 3.2))
+    fig, (left, right) = _figure((8, 3.2), ncols=2)
     colors = ["tab:green" if i == target else "tab:blue" for i in range(len(z))]
     left.bar(names, z, color=colors)
     left.axhline(0, color="black", linewidth=0.8)
@@ -56,4 +59,113 @@ def negative_log_curve(p_marked: float | None = None, label: str = "") -> Figure
     ax.set_ylabel("cross-entropy loss")
     ax.set_ylim(0, 5.5)
     ax.legend()
+    return fig
+
+
+def _as_images(images: ArrayLike) -> np.ndarray:
+    arr = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
+    return arr.reshape(-1, 28, 28)
+
+
+def digit_grid(
+    images: ArrayLike,
+    labels: Sequence[int],
+    predicted: Sequence[int] | None = None,
+    confidence: Sequence[float] | None = None,
+    ncols: int = 8,
+) -> Figure:
+    """Digits with their labels; with ``predicted``, "pred (confidence) / true" in red (ch. 3-4)."""
+    pics = _as_images(images)
+    nrows = max(1, -(-len(pics) // ncols))
+    fig, axes = _figure((1.1 * ncols, 1.25 * nrows), nrows, ncols)
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i >= len(pics):
+            continue
+        ax.imshow(pics[i], cmap="gray_r")
+        if predicted is None:
+            ax.set_title(str(int(labels[i])), fontsize=10)
+        else:
+            conf = f" ({float(confidence[i]):.2f})" if confidence is not None else ""
+            wrong = int(predicted[i]) != int(labels[i])
+            ax.set_title(
+                f"{int(predicted[i])}{conf} / {int(labels[i])}",
+                fontsize=8,
+                color="tab:red" if wrong else "black",
+            )
+    return fig
+
+
+def label_histogram(labels: ArrayLike) -> Figure:
+    """How many images of each digit (chapter 3)."""
+    counts = np.bincount(np.asarray(labels).ravel(), minlength=10)
+    fig, (ax,) = _figure()
+    ax.bar(range(10), counts)
+    ax.set_xticks(range(10))
+    ax.set_xlabel("digit")
+    ax.set_ylabel("images")
+    ax.set_title(f"{counts.sum():,} labels, {counts.min():,} to {counts.max():,} per digit")
+    return fig
+
+
+def show_image(image: ArrayLike, title: str = "") -> Figure:
+    """One image with a colour bar, to read its pixel values (chapter 3)."""
+    fig, (ax,) = _figure((4.2, 3.6))
+    shown = ax.imshow(_as_images(image)[0], cmap="gray_r")
+    fig.colorbar(shown, ax=ax)
+    ax.set_title(title)
+    return fig
+
+
+def training_curves(history: Sequence) -> Figure:
+    """Loss and accuracy per epoch, training and test, from a :func:`~mnist_course.training.fit`
+    history or any sequence of objects with the same fields (chapter 4)."""
+    epochs = [h.epoch for h in history]
+    fig, (left, right) = _figure((9, 3.4), ncols=2)
+    left.plot(epochs, [h.train_loss for h in history], "o-", label="train")
+    left.plot(epochs, [h.test_loss for h in history], "o-", label="test")
+    left.set_title("cross-entropy loss")
+    right.plot(epochs, [100 * h.train_acc for h in history], "o-", label="train")
+    right.plot(epochs, [100 * h.test_acc for h in history], "o-", label="test")
+    right.set_title("accuracy (%)")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.set_xticks(epochs)
+        ax.legend()
+    return fig
+
+
+def confusion(matrix: ArrayLike) -> Figure:
+    """The confusion matrix with its counts; the diagonal is what is right (chapter 4)."""
+    m = np.asarray(matrix)
+    off = m.copy()
+    np.fill_diagonal(off, 0)
+    fig, (ax,) = _figure((5.6, 5.0))
+    ax.imshow(off, cmap="Reds")
+    for (i, j), count in np.ndenumerate(m):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(m)))
+    ax.set_yticks(range(len(m)))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix (colour: the errors)")
+    return fig
+
+
+def comparison_bars(
+    names: Sequence[str], values: Sequence[float], ylabel: str, title: str, fmt: str = "{:.1f}"
+) -> Figure:
+    """One bar per variant, its value written on top (chapter 5's comparisons)."""
+    fig, (ax,) = _figure((6.4, 3.2))
+    bars = ax.bar(list(names), list(values), color="tab:blue")
+    for bar, value in zip(bars, values, strict=True):
+        ax.text(
+            bar.get_x() + bar.get_width() / 2,
+            bar.get_height(),
+            fmt.format(value),
+            ha="center",
+            va="bottom",
+        )
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     return fig

@@ -1,0 +1,218 @@
+"""Training and evaluation loops, the course's optimiser recipe, and checkpoints (chapters 4-5).
+
+Chapter 4 writes its ``train()``/``test()`` loops out in the notebook; these are
+the same loops, packaged with a history, a progress bar and checks, for
+chapter 5, the command line and the benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite: the learning rate is too high (or the data is broken)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be loaded into the given model."""
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """What one epoch of :func:`fit` measured."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    seconds: float
+    lr: float
+
+
+def _lr(optimizer: torch.optim.Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: Batches,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    device: torch.device | str = "cpu",
+    epoch: int = 1,
+    progress: bool = False,
+) -> tuple[float, float]:
+    """One pass over ``loader``; returns the mean training loss and accuracy.
+
+    Raises :class:`TrainingDivergedError`, naming the epoch and learning rate,
+    as soon as the loss is not finite.
+    """
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = tqdm(loader, desc=f"epoch {epoch}", disable=not progress, leave=True, unit="batch")
+    for inputs, targets in bar:
+        inputs, targets = inputs.to(device), targets.to(device)
+        outputs = model(inputs)
+        loss = F.cross_entropy(outputs, targets)
+        if not math.isfinite(loss.item()):
+            bar.close()
+            raise TrainingDivergedError(
+                f"The loss became {loss.item()} in epoch {epoch} at learning rate "
+                f"{_lr(optimizer):.4g}: training diverged. Lower the learning rate (e.g. by 10x)."
+            )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total_loss += loss.item() * len(targets)
+        correct += (outputs.argmax(dim=1) == targets).sum().item()
+        seen += len(targets)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", refresh=False)
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, loader: Batches, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All logits and labels of ``loader``, in order, on the CPU (chapter 4's error analysis)."""
+    model.eval()
+    logits, labels = [], []
+    for inputs, targets in loader:
+        logits.append(model(inputs.to(device)).cpu())
+        labels.append(targets)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def evaluate(
+    model: nn.Module, loader: Batches, device: torch.device | str = "cpu"
+) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` on ``loader``, in eval mode without gradients."""
+    logits, labels = predict(model, loader, device)
+    loss = F.cross_entropy(logits, labels).item()
+    return loss, (logits.argmax(dim=1) == labels).float().mean().item()
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Batches,
+    test_loader: Batches,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    callback: Callable[[EpochStats], bool | None] | None = None,
+) -> list[EpochStats]:
+    """Train for ``epochs`` epochs, evaluating after each; returns the history.
+
+    ``callback(stats)`` is called after each epoch; returning ``True`` stops
+    training early (the benchmark stops at a target accuracy this way).
+    """
+    model.to(device)
+    history = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        lr = _lr(optimizer)
+        train_loss, train_acc = train_epoch(
+            model, train_loader, optimizer, scheduler, device, epoch, progress
+        )
+        test_loss, test_acc = evaluate(model, test_loader, device)
+        stats = EpochStats(
+            epoch, train_loss, train_acc, test_loss, test_acc, time.perf_counter() - start, lr
+        )
+        history.append(stats)
+        if callback is not None and callback(stats):
+            break
+    return history
+
+
+def one_cycle_sgd(
+    model: nn.Module, max_lr: float, epochs: int, steps_per_epoch: int, weight_decay: float = 0.0
+) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.OneCycleLR]:
+    """The course's recipe (chapter 4): SGD, Nesterov momentum 0.9, a one-cycle learning rate.
+
+    The rate warms up from ``max_lr / 25`` to ``max_lr`` over the first 30% of
+    the steps, then anneals to almost 0; step the scheduler after every batch.
+    """
+    if not max_lr > 0:
+        raise ValueError(f"the learning rate must be positive, got {max_lr}")
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=max_lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch
+    )
+    return optimizer, scheduler
+
+
+def confusion_matrix(
+    predicted: torch.Tensor, labels: torch.Tensor, classes: int = 10
+) -> torch.Tensor:
+    """``m[i, j]`` = how many images of true class ``i`` were predicted as ``j`` (chapter 4)."""
+    index = labels.long() * classes + predicted.long()
+    return torch.bincount(index, minlength=classes * classes).reshape(classes, classes)
+
+
+def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], **meta: object) -> Path:
+    """Save the weights (and small metadata) atomically: a temp file, then a rename.
+
+    An interrupted save never leaves a half-written file at ``path``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot save to {path}: the folder {path.parent} does not exist")
+    payload = {"architecture": type(model).__name__, "state_dict": model.state_dict(), **meta}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, object]:
+    """Load weights saved by :func:`save_checkpoint` into ``model`` (``weights_only=True``).
+
+    Returns the metadata. Raises :class:`CheckpointError` when the file is not
+    a checkpoint or was saved from another architecture.
+    """
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a readable checkpoint: {err}") from err
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise CheckpointError(f"{path} is not a checkpoint saved by save_checkpoint()")
+    saved = payload.get("architecture", "unknown")
+    if saved != type(model).__name__:
+        raise CheckpointError(
+            f"{path} holds weights for {saved}, but the model is {type(model).__name__}: "
+            f"build the matching model (e.g. --model {str(saved).lower()}) before loading."
+        )
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} does not fit this {saved}: {err}") from err
+    return {k: v for k, v in payload.items() if k != "state_dict"}
