@@ -143,7 +143,16 @@ def confusion(matrix: ArrayLike) -> Figure:
     fig, (ax,) = _figure((5.6, 5.0))
     ax.imshow(off, cmap="Reds")
     for (i, j), count in np.ndenumerate(m):
-        ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
+        dark = i != j and off.max() > 0 and count > 0.6 * off.max()
+        ax.text(
+            j,
+            i,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if dark else "black",
+        )
     ax.set_xticks(range(len(m)))
     ax.set_yticks(range(len(m)))
     ax.set_xlabel("predicted")

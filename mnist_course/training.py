@@ -64,7 +64,7 @@ def train_epoch(
     """
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    bar = tqdm(loader, desc=f"epoch {epoch}", disable=not progress, leave=True, unit="batch")
+    bar = tqdm(loader, f"epoch {epoch}", disable=not progress, unit="batch", mininterval=0.5)
     for inputs, targets in bar:
         inputs, targets = inputs.to(device), targets.to(device)
         outputs = model(inputs)
@@ -106,7 +106,7 @@ def evaluate(
     """Mean loss and accuracy of ``model`` on ``loader``, in eval mode without gradients."""
     logits, labels = predict(model, loader, device)
     loss = F.cross_entropy(logits, labels).item()
-    return loss, (logits.argmax(dim=1) == labels).float().mean().item()
+    return loss, (logits.argmax(dim=1) == labels).sum().item() / len(labels)
 
 
 def fit(
