@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 # Jupyter refuses to start as root unless told; containers often run as root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 LAB_ARGS ?=
+LAB_DIR ?= notebooks
 
-.PHONY: install lab test format notebooks clean
+.PHONY: install lab test format notebooks student slides clean
 
 install: $(STAMP)
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(LAB_DIR) $(ROOT_FLAG) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest --nbval
@@ -33,8 +34,20 @@ format: $(STAMP)
 
 # Re-execute every chapter in place, top to bottom in a fresh kernel, without timing metadata.
 notebooks: $(STAMP)
-	cd notebooks && ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	cd notebooks && $(abspath $(BIN))/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.timeout=600 *.ipynb
+
+# Learner copies: exercise answers replaced by stubs, into build/student/.
+student: $(STAMP)
+	$(BIN)/mnist-course student notebooks/*.ipynb --out build/student
+
+# Static reveal.js decks, one per chapter, into build/slides/. They work offline: reveal.js,
+# require.js, jQuery and MathJax are fetched once from the npm registry into build/slides/assets/.
+SLIDES ?= build/slides
+SLIDE_NOTEBOOKS ?= notebooks/*.ipynb
+
+slides: $(STAMP)
+	$(BIN)/mnist-course slides $(SLIDE_NOTEBOOKS) --out $(SLIDES)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

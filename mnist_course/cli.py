@@ -1,10 +1,12 @@
-"""The command line: ``mnist-course check`` and ``mnist-course train`` (or ``python -m mnist_course``).
+"""The command line ``mnist-course`` (or ``python -m mnist_course``): check, train, student, slides.
 
 Examples::
 
     mnist-course check
     mnist-course train --model mlp --epochs 3
     mnist-course train --model cnn --epochs 3 --save cnn.pt --data-root /data
+    mnist-course student notebooks/*.ipynb --out build/student
+    mnist-course slides notebooks/*.ipynb --out build/slides
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mnist_course import data, env, models, runtime, training
+from mnist_course import data, env, models, runtime, slides, student, training
 
 DEFAULT_LR = {"mlp": 0.1, "cnn": 0.1}
 
@@ -74,7 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-root", help=data_help)
     train.add_argument("--save", type=Path, help="write the trained weights to this file")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    learner = commands.add_parser("student", help="write learner copies: answers replaced by stubs")
+    learner.add_argument("notebooks", nargs="+", type=Path, help="chapter notebooks (.ipynb)")
+    learner.add_argument("--out", type=Path, default=Path("build/student"), help="output folder")
+
+    deck = commands.add_parser("slides", help="build offline reveal.js decks of the chapters")
+    deck.add_argument("notebooks", nargs="+", type=Path, help="chapter notebooks (.ipynb)")
+    deck.add_argument("--out", type=Path, default=Path("build/slides"), help="output folder")
     return parser
+
+
+def _notebook_paths(paths: list[Path]) -> list[Path]:
+    for path in paths:
+        if path.suffix != ".ipynb" or not path.is_file():
+            raise ValueError(f"{path} is not a notebook file (.ipynb)")
+    return paths
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -118,11 +135,28 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_student(args: argparse.Namespace) -> int:
+    """Write the learner copies and say where they are."""
+    written = student.write_learner_copies(_notebook_paths(args.notebooks), args.out)
+    print(f"wrote {len(written)} learner notebooks to {args.out}")
+    return 0
+
+
+def run_slides(args: argparse.Namespace) -> int:
+    """Build the offline decks and say where they are."""
+    written = slides.build_decks(_notebook_paths(args.notebooks), args.out)
+    print(f"wrote {len(written)} slide decks to {args.out}; open one in a browser (works offline)")
+    return 0
+
+
+COMMANDS = {"check": run_check, "train": run_train, "student": run_student, "slides": run_slides}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script ``mnist-course``; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return run_check(args) if args.command == "check" else run_train(args)
+        return COMMANDS[args.command](args)
     # Missing or corrupt data, a bad device or path, a diverged run: a message, not a traceback.
     except (data.MNISTNotFoundError, NotADirectoryError, ValueError, RuntimeError) as err:
         print(f"mnist-course: error: {err}", file=sys.stderr)
