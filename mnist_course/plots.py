@@ -140,7 +140,7 @@ def confusion(matrix: ArrayLike) -> Figure:
     m = np.asarray(matrix)
     off = m.copy()
     np.fill_diagonal(off, 0)
-    fig, (ax,) = _figure((5.6, 5.0))
+    fig, (ax,) = _figure((5.0, 4.4))
     ax.imshow(off, cmap="Reds")
     for (i, j), count in np.ndenumerate(m):
         dark = i != j and off.max() > 0 and count > 0.6 * off.max()

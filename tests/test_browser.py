@@ -62,9 +62,18 @@ def test_chapter_opens_and_runs_in_jupyterlab(name, lab, browser):
         page.wait_for_function("document.querySelectorAll('.jp-OutputArea-output').length === 0")
 
         cells = notebook.locator(".jp-CodeCell")
-        for i in range(2):  # run the first two code cells, one by one, as a learner would
-            cells.nth(i).locator(".jp-InputArea-editor").click()
-            page.keyboard.press("Control+Enter")
+        run_button = page.locator(
+            ".jp-NotebookPanel:not(.lm-mod-hidden) "
+            "[data-command='notebook:run-cell-and-select-next']"
+        )
+        for i in range(2):  # run the first two code cells, one by one, as a learner would:
+            cells.nth(i).locator(".jp-InputPrompt").click()  # select the cell,
+            page.wait_for_function(  # (wait until JupyterLab made it the active cell)
+                "i => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) "
+                ".jp-CodeCell')[i].classList.contains('jp-mod-active')",
+                arg=i,
+            )
+            run_button.click()  # then press the toolbar's Run button
             cells.nth(i).locator(".jp-InputPrompt", has_text=f"[{i + 1}]").wait_for(timeout=120_000)
         second = cells.nth(1)
         output = second.locator(".jp-OutputArea-output").first
