@@ -142,7 +142,7 @@ def check_raw_file(path: Path, spec: RawFile) -> None:
 def _not_found_message(root: Path, missing: list[str], reason: str = "") -> str:
     lines = [
         f"MNIST was not found under the data root {root}",
-        f"(missing in {root / 'MNIST' / 'raw'}: {', '.join(missing)}).",
+        f"(missing in {raw_folder(root)}: {', '.join(missing)}).",
     ]
     if reason:
         lines.append(f"Downloading it failed: {reason}")
@@ -152,7 +152,7 @@ def _not_found_message(root: Path, missing: list[str], reason: str = "") -> str:
         f"  - set {ENV_VAR} to a folder that holds MNIST/raw/ with the four files, e.g.",
         f"    export {ENV_VAR}=/path/to/data   (or pass root=... / --data-root PATH);",
         "  - copy the four uncompressed files (train-images-idx3-ubyte, ...) into",
-        f"    {root / 'MNIST' / 'raw'}.",
+        f"    {raw_folder(root)}.",
     ]
     return "\n".join(lines)
 
@@ -163,7 +163,7 @@ def _download(root: Path) -> None:
     Nothing half-written is left under ``root``: on any failure the temporary
     folder is removed and the error says what went wrong.
     """
-    target = root / "MNIST" / "raw"
+    target = raw_folder(root)
     missing = [f.name for f in MNIST_FILES if not (target / f.name).exists()]
     created_root = not root.exists()
     try:
@@ -180,10 +180,10 @@ def _download(root: Path) -> None:
             first_line = " ".join((str(err).strip() or repr(err)).splitlines()[:3])
             raise MNISTNotFoundError(_not_found_message(root, missing, first_line)) from err
         for spec in MNIST_FILES:
-            check_raw_file(staging / "MNIST" / "raw" / spec.name, spec)
+            check_raw_file(raw_folder(staging) / spec.name, spec)
         target.mkdir(parents=True, exist_ok=True)
         for name in missing:
-            os.replace(staging / "MNIST" / "raw" / name, target / name)
+            os.replace(raw_folder(staging) / name, target / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created_root and not any(root.iterdir()):
@@ -199,7 +199,7 @@ def ensure_mnist(root: str | os.PathLike[str] | None = None, download: bool = Tr
     path = data_root(root)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"The MNIST data root {path} is a file; give the folder instead.")
-    folder = path / "MNIST" / "raw"
+    folder = raw_folder(path)
     missing = [f.name for f in MNIST_FILES if not (folder / f.name).is_file()]
     if missing:
         if not download:
