@@ -69,10 +69,11 @@ def train_epoch(
         inputs, targets = inputs.to(device), targets.to(device)
         outputs = model(inputs)
         loss = F.cross_entropy(outputs, targets)
-        if not math.isfinite(loss.item()):
+        value = loss.item()  # one device-to-host sync per batch
+        if not math.isfinite(value):
             bar.close()
             raise TrainingDivergedError(
-                f"The loss became {loss.item()} in epoch {epoch} at learning rate "
+                f"The loss became {value} in epoch {epoch} at learning rate "
                 f"{_lr(optimizer):.4g}: training diverged. Lower the learning rate (e.g. by 10x)."
             )
         optimizer.zero_grad()
@@ -80,7 +81,7 @@ def train_epoch(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        total_loss += loss.item() * len(targets)
+        total_loss += value * len(targets)
         correct += (outputs.argmax(dim=1) == targets).sum().item()
         seen += len(targets)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", refresh=False)
