@@ -31,6 +31,11 @@ ENV_VAR = "MNIST_COURSE_DATA"
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 
+# The validation split: the last 5,000 of the 60,000 training images, always the same ones.
+# Chapters choose settings on it and look at the test set once, at the very end (chapter 3).
+VAL_SIZE = 5_000
+SPLITS = ("train", "val", "train+val", "test")
+
 IMAGE_MAGIC = 2051  # idx3, unsigned byte
 LABEL_MAGIC = 2049  # idx1, unsigned byte
 
@@ -248,6 +253,47 @@ def load_tensors(
     """
     raw = mnist_dataset(train, root, transform=None, download=download)
     return normalize(raw.data), raw.targets.clone()
+
+
+def split_indices(split: str) -> range:
+    """Which images of the MNIST file a split uses (chapter 3).
+
+    ``"train"``: the first 55,000 training images; ``"val"``: the last 5,000;
+    ``"train+val"``: all 60,000; ``"test"``: the 10,000 test images.
+    """
+    n_train = 60_000
+    ranges = {
+        "train": range(0, n_train - VAL_SIZE),
+        "val": range(n_train - VAL_SIZE, n_train),
+        "train+val": range(0, n_train),
+        "test": range(0, 10_000),
+    }
+    if split not in ranges:
+        raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    return ranges[split]
+
+
+def load_split(
+    split: str,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split (see :func:`split_indices`) as normalized tensors in memory (chapter 3)."""
+    index = split_indices(split)
+    images, labels = load_tensors(split != "test", root, download)
+    return images[index.start : index.stop], labels[index.start : index.stop]
+
+
+def split_dataset(
+    split: str,
+    root: str | os.PathLike[str] | None = None,
+    transform: transforms.Compose | None = None,
+    download: bool = True,
+) -> torch.utils.data.Dataset:
+    """The torchvision dataset of one split, for a ``DataLoader`` (chapter 3)."""
+    index = split_indices(split)
+    dataset = mnist_dataset(split != "test", root, transform, download)
+    return torch.utils.data.Subset(dataset, list(index))
 
 
 class TensorLoader:

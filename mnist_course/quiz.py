@@ -1,0 +1,95 @@
+"""The end-of-chapter quizzes: answer keys are in ``mnist_course.chapterNN.QUIZ`` (chapter 1 on).
+
+The questions are in the chapter's markdown; the learner writes ``answers = {1: "b", 2: 2.3}``
+and :func:`check` marks each answer and, once an answer is given, explains the
+right one. It never raises, whatever ``answers`` holds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Question:
+    """The key of one question: a choice letter (``"b"``) or a number, and why it is right.
+
+    A number is right within ``tolerance`` (absolute).
+    """
+
+    answer: str | float
+    explanation: str
+    tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
+class QuizResult:
+    """One line per question; shown in Jupyter as the lines, after a score line."""
+
+    chapter: str
+    right: int
+    total: int
+    lines: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.right == self.total
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        head = f"Quiz ({self.chapter}): {self.right} of {self.total} right"
+        return "\n".join((head, *self.lines))
+
+    __repr__ = __str__
+
+
+def _read_number(given: Any) -> float | None:
+    if isinstance(given, bool):
+        return None
+    try:
+        value = float(given)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _is_right(question: Question, given: Any) -> bool | None:
+    """True or False, or None when the answer cannot be read."""
+    if isinstance(question.answer, str):
+        if not isinstance(given, str):
+            return None
+        letter = given.strip().strip("()").strip().lower()
+        return letter == question.answer.lower()
+    value = _read_number(given)
+    if value is None:
+        return None
+    return abs(value - float(question.answer)) <= question.tolerance
+
+
+def check(chapter: str, key: Mapping[int, Question], answers: Any) -> QuizResult:
+    """Mark ``answers`` (question number -> answer) against ``key``; explain every answered one."""
+    if not isinstance(answers, Mapping):
+        answers = {}
+    right = 0
+    lines = []
+    for number, question in sorted(key.items()):
+        given = answers.get(number, answers.get(str(number)))
+        if given is None or given == "":
+            lines.append(f"{number}. not answered yet.")
+            continue
+        verdict = _is_right(question, given)
+        if verdict is None:
+            kind = "a letter like 'b'" if isinstance(question.answer, str) else "a number"
+            lines.append(f"{number}. could not read {given!r}: answer with {kind}.")
+            continue
+        right += verdict
+        answer = question.answer
+        shown = f"({answer})" if isinstance(answer, str) else f"{answer:g}"
+        head = "right" if verdict else f"not quite: the answer is {shown}"
+        lines.append(f"{number}. {head}. {question.explanation}")
+    return QuizResult(chapter, right, len(key), tuple(lines))
