@@ -20,7 +20,9 @@ def check_softmax(fn):
     expected = torch.softmax(z, dim=1).double().numpy()
     got = ex.as_array(ex.call(fn, z.clone(), forbidden=SOFTMAXES))
     if got.shape != expected.shape:
-        raise ex.NotYet(f"shape {got.shape}, expected {expected.shape}.", "keep one row per sample.")
+        raise ex.NotYet(
+            f"shape {got.shape}, expected {expected.shape}.", "keep one row per sample."
+        )
     if not ex.close(got, expected):
         raise ex.NotYet("the values differ.", "divide exp(z) by its row sum.")
     return "right."
@@ -143,3 +145,8 @@ def test_as_float_and_close():
 def test_an_unknown_forbidden_path_is_an_error_of_the_checker():
     with pytest.raises(ValueError, match="cannot find"), ex.forbid(["no_such_module.f"]):
         pass
+
+
+def test_the_library_function_itself_is_refused_as_an_answer():
+    feedback = check_softmax(F.softmax)
+    assert "write it yourself, without `torch.nn.functional.softmax`" in feedback.message

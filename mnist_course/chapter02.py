@@ -1,0 +1,307 @@
+"""Exercises and quiz of chapter 2 (Cross-entropy in PyTorch).
+
+Four exercises, in notebook order: ``nll_loss`` by hand, ``cross_entropy``
+from its two halves, ``ce_grad`` (the gradient of the batch loss written out,
+checked against finite differences and autograd: the "backprop ninja"
+drill) and ``double_softmax`` (a "break it" exercise: predict what a softmax
+before ``CrossEntropyLoss`` does; the checker runs it to confirm).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mnist_course import exercises, losses, quiz
+from mnist_course.chapter01 import LABELS, SMALL, compare_loss, loss_mistakes
+from mnist_course.exercises import NotYet
+
+EXERCISES: tuple[str, ...] = ("nll_loss", "cross_entropy", "ce_grad", "double_softmax")
+
+NLL_FORBIDDEN: list[str] = [
+    "torch.nn.functional.nll_loss",
+    "torch.nn.functional.cross_entropy",
+    "mnist_course.losses.cross_entropy",
+]
+CE_FORBIDDEN: list[str] = [
+    "torch.nn.functional.cross_entropy",
+    "mnist_course.losses.cross_entropy",
+]
+# Anything that would compute the gradient for the learner.
+GRAD_FORBIDDEN: list[str] = [
+    "torch.Tensor.backward",
+    "torch.autograd.backward",
+    "torch.autograd.grad",
+    "torch.func.grad",
+    "torch.func.vjp",
+    "mnist_course.losses.cross_entropy_grad",
+]
+# A prediction is made before running the loss.
+PREDICT_FORBIDDEN: list[str] = [
+    "torch.nn.functional.cross_entropy",
+    "torch.nn.functional.nll_loss",
+    "mnist_course.losses.cross_entropy",
+]
+
+# Chapter 1's cases as PyTorch tensors (float32, PyTorch's default).
+Z = torch.tensor(SMALL, dtype=torch.float32)
+Y = torch.tensor(LABELS)
+
+
+@exercises.checker("nll_loss")
+def check_nll_loss(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
+    """``fn(log_probs (N, C), target (N,))`` -> ``F.nll_loss`` (the mean), written by hand."""
+    log_probs = torch.log_softmax(Z, dim=1)
+    value = exercises.as_array(
+        exercises.call(fn, log_probs.clone(), Y.clone(), forbidden=NLL_FORBIDDEN)
+    )
+    if value.size != 1:
+        raise NotYet(
+            f"you returned shape {value.shape}; return one number (a 0-dim tensor).",
+            "average the picked values with .mean().",
+        )
+    value = float(value.reshape(()))
+    if math.isnan(value):
+        raise NotYet(
+            "your loss is nan.",
+            "log_probs are already logarithms (negative numbers): pick log_probs[n, y_n] "
+            "directly, with no log and no softmax.",
+        )
+    expected = F.nll_loss(log_probs, Y).item()
+    compare_loss(value, expected, loss_mistakes(SMALL, LABELS, log_probs.double().numpy()))
+    return "matches F.nll_loss (to 1e-5)."
+
+
+@exercises.checker("cross_entropy")
+def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
+    """``fn(logits, target)`` built from log-softmax and NLL == ``F.cross_entropy``."""
+    value = exercises.as_array(exercises.call(fn, Z.clone(), Y.clone(), forbidden=CE_FORBIDDEN))
+    if value.size != 1:
+        raise NotYet(
+            f"you returned shape {value.shape}; return one number (a 0-dim tensor).",
+            "nll_loss with its default reduction='mean' gives one number.",
+        )
+    value = float(value.reshape(()))
+    probs = torch.softmax(Z, dim=1)
+    specific = [
+        (
+            F.nll_loss(probs, Y).item(),
+            "you fed probabilities to nll_loss.",
+            "nll_loss expects LOG-probabilities: use torch.log_softmax, not torch.softmax.",
+        ),
+        (
+            F.nll_loss(torch.log_softmax(probs, dim=1), Y).item(),
+            "you applied softmax twice (double softmax).",
+            "the logits go straight into log_softmax: no softmax before it.",
+        ),
+    ]
+    log_probs = torch.log_softmax(Z, dim=1).double().numpy()
+    expected = F.cross_entropy(Z, Y).item()
+    compare_loss(value, expected, specific + loss_mistakes(SMALL, LABELS, log_probs))
+    return "matches F.cross_entropy (to 1e-5): CrossEntropyLoss = LogSoftmax + NLLLoss."
+
+
+# ---- ce_grad: the gradient of the mean cross-entropy, written by hand ----------------------
+
+GRAD_CASES: tuple[tuple[np.ndarray, np.ndarray], ...] = (
+    (SMALL, np.array([1, 0, 4, 1])),  # N=4, C=5, class 1 twice
+    (np.array([[0.1, 0.2, 0.9], [0.7, 0.1, 0.2], [0.2, 0.5, 0.3]]), np.array([2, 0, 1])),
+)
+
+
+def autograd_grad(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """dL/dlogits of ``F.cross_entropy`` (mean), by autograd in float64."""
+    z = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    F.cross_entropy(z, torch.tensor(labels)).backward()
+    assert z.grad is not None
+    return z.grad.numpy()
+
+
+def finite_difference_grad(logits: np.ndarray, labels: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """dL/dlogits by central differences of the NumPy reference loss (float64)."""
+    grad = np.zeros_like(logits)
+    for k in np.ndindex(logits.shape):
+        step = np.zeros_like(logits)
+        step[k] = h
+        up = float(losses.cross_entropy(logits + step, labels))
+        down = float(losses.cross_entropy(logits - step, labels))
+        grad[k] = (up - down) / (2 * h)
+    return grad
+
+
+def grad_mistakes(logits: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarray, str, str]]:
+    """(value, symptom, hint) of the classic wrong gradients on this case."""
+    n, c = logits.shape
+    p = losses.softmax(logits)
+    onehot = losses.one_hot(labels, c)
+    right = (p - onehot) / n
+    sign_hint = (
+        "dL/dz = softmax(z) - onehot(y): the true class's entry is negative, so a step "
+        "against the gradient raises the true logit."
+    )
+    return [
+        (
+            right * n,
+            "your gradient is N times too large: the 1/N of the mean is missing.",
+            "the loss is the mean over N samples, so divide softmax(z) - onehot(y) by N.",
+        ),
+        (-right, "your gradient has the wrong sign (onehot - softmax).", sign_hint),
+        (-right * n, "wrong sign, and the 1/N of the mean is missing.", sign_hint),
+        (
+            p / n,
+            "every entry of your gradient is positive: the one-hot target was not subtracted.",
+            "subtract 1 at each row's true class: softmax(z) - onehot(y), then divide by N.",
+        ),
+        (
+            p,
+            "every entry is positive and N times too large: no one-hot, no 1/N.",
+            "dL/dz = (softmax(z) - onehot(y)) / N.",
+        ),
+        (
+            (losses.softmax(logits, axis=0) - onehot) / n,
+            "the softmax was taken down the columns (dim=0).",
+            "each row is one sample: softmax along dim=1.",
+        ),
+    ]
+
+
+def _bound(maxdiff: float, bounds: tuple[float, ...]) -> str:
+    for bound in bounds:
+        if maxdiff < bound:
+            return f"maxdiff < {bound:.0e}"
+    return f"maxdiff {maxdiff:.0e}"
+
+
+@exercises.checker("ce_grad")
+def check_ce_grad(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
+    """``fn(logits (N, C) float64, labels (N,))`` -> dL/dlogits of the mean cross-entropy.
+
+    Compared with finite differences of the NumPy loss and with autograd; the
+    learner's code may not call autograd.
+    """
+    worst_auto = worst_fd = 0.0
+    for logits, labels in GRAD_CASES:
+        args = (torch.tensor(logits), torch.tensor(labels))
+        got = exercises.as_array(exercises.call(fn, *args, forbidden=GRAD_FORBIDDEN))
+        if got.shape != logits.shape:
+            raise NotYet(
+                f"for logits of shape {logits.shape} you returned shape {got.shape}.",
+                "the gradient has one entry per logit: the same shape (N, C) as the logits.",
+            )
+        auto = autograd_grad(logits, labels)
+        numeric = finite_difference_grad(logits, labels)
+        if not exercises.close(auto, numeric, tol=1e-8):  # the checker's own sanity check
+            raise RuntimeError("autograd and finite differences disagree")
+        if not (exercises.close(got, auto) and exercises.close(got, numeric)):
+            for wrong, symptom, hint in grad_mistakes(logits, labels):
+                if exercises.close(got, wrong):
+                    raise NotYet(symptom, hint)
+            raise NotYet(
+                "your gradient differs from autograd and from finite differences.",
+                "dL/dz_n = (softmax(z_n) - onehot(y_n)) / N for each row n.",
+            )
+        worst_auto = max(worst_auto, float(np.abs(got - auto).max()))
+        worst_fd = max(worst_fd, float(np.abs(got - numeric).max()))
+    return (
+        f"matches autograd ({_bound(worst_auto, (1e-12, 1e-8, 1e-6))}) and finite "
+        f"differences ({_bound(worst_fd, (1e-8, 1e-6))}) on two batches."
+    )
+
+
+# ---- double_softmax: break it ----------------------------------------------------------------
+
+DOUBLE_SOFTMAX_CLASSES = 10
+
+
+def run_double_softmax() -> tuple[float, float]:
+    """Run it: (the loss of a perfect, confident network with a softmax before the loss,
+    how many times smaller the gradient of a confidently wrong one gets with it)."""
+    target = torch.tensor([0])
+    right = torch.zeros(1, DOUBLE_SOFTMAX_CLASSES)
+    right[0, 0] = 50.0  # sure and right
+    lowest = F.cross_entropy(torch.softmax(right, dim=1), target).item()
+    wrong = torch.zeros(1, DOUBLE_SOFTMAX_CLASSES)
+    wrong[0, 3] = 10.0  # sure and wrong
+    norms = []
+    for extra_softmax in (False, True):
+        z = wrong.clone().requires_grad_()
+        F.cross_entropy(torch.softmax(z, dim=1) if extra_softmax else z, target).backward()
+        assert z.grad is not None
+        norms.append(z.grad.norm().item())
+    return lowest, norms[0] / norms[1]
+
+
+@exercises.checker("double_softmax")
+def check_double_softmax(fn: Callable[[], Any]) -> str:
+    """``fn()`` -> ``{"lowest_loss": number, "gradient": "a" | "b" | "c"}``; confirmed by running it."""
+    got = exercises.call(fn, forbidden=PREDICT_FORBIDDEN)
+    if not isinstance(got, Mapping) or not {"lowest_loss", "gradient"} <= set(got):
+        raise NotYet(
+            f"return a dict with the keys 'lowest_loss' and 'gradient', not {type(got).__name__}"
+            f"{' ' + str(sorted(map(str, got))) if isinstance(got, Mapping) else ''}.",
+            "for example {'lowest_loss': 0.5, 'gradient': 'a'}.",
+        )
+    lowest, ratio = run_double_softmax()
+    predicted = exercises.as_float(got["lowest_loss"], "'lowest_loss'")
+    if not math.isfinite(predicted) or abs(predicted - lowest) > 0.01:
+        symptom = (
+            "you predict that the loss can still get near 0; running it, a perfect and "
+            "confident network stays well above that."
+            if math.isfinite(predicted) and predicted < 0.5
+            else "running it gives a different lowest loss."
+        )
+        raise NotYet(
+            symptom,
+            "after the extra softmax, the best the loss can be given is p = [1, 0, ..., 0]: "
+            "work out -log(e^1 / (e^1 + 9 * e^0)) by hand.",
+        )
+    letter = got["gradient"]
+    if not isinstance(letter, str) or letter.strip().strip("()").lower() not in ("a", "b", "c"):
+        raise NotYet("answer 'gradient' with a letter: 'a', 'b' or 'c'.")
+    if letter.strip().strip("()").lower() != "c":
+        raise NotYet(
+            "running it does not confirm your answer about the gradient.",
+            "when one softmax output is close to 1, the softmax is flat there: its Jacobian "
+            "diag(p) - p p^T is close to 0, whatever comes after it.",
+        )
+    times = "over 1000" if ratio > 1000 else f"{ratio:.0f}"
+    return (
+        f"confirmed by running it: a perfect, confident 10-class network still has loss "
+        f"{lowest:.3f}, never below ln(1 + 9/e); a confidently wrong one gets a gradient "
+        f"{times} times smaller than without the extra softmax, so it barely learns."
+    )
+
+
+QUIZ: dict[int, quiz.Question] = {
+    1: quiz.Question(
+        "b",
+        "class-index targets are integers of dtype torch.long (int64), one per sample, shape (N,).",
+    ),
+    2: quiz.Question(
+        "b",
+        "CrossEntropyLoss(z, y) = NLLLoss(LogSoftmax(z), y): NLLLoss does no softmax itself, "
+        "it expects log-probabilities.",
+    ),
+    3: quiz.Question(
+        2.5,
+        "with reduction='mean' the weighted losses are divided by the sum of w[y_n] over the "
+        "kept samples: w[2] + w[0] + w[0] = 0.5 + 1 + 1 = 2.5 (not the sum of all weights, 3.5, "
+        "and not N = 3).",
+        tolerance=1e-6,
+    ),
+    4: quiz.Question(
+        "b",
+        "an ignored sample counts for nothing, not even in the mean's denominator: with one of "
+        "three targets equal to ignore_index, the mean divides by 2 (without weights).",
+    ),
+}
+
+
+def check_quiz(answers: Any) -> quiz.QuizResult:
+    """Mark the end-of-chapter quiz (the questions are in the notebook)."""
+    return quiz.check("chapter 2", QUIZ, answers)

@@ -1,0 +1,248 @@
+"""Chapter 1's checkers: right answers pass, each typical mistake is named, library calls are
+refused, odd answers never raise, hints grow; the quiz key is true."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnist_course import chapter01, exercises, losses
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKERS = {
+    "softmax": chapter01.check_softmax,
+    "log_softmax": chapter01.check_log_softmax,
+    "cross_entropy": chapter01.check_cross_entropy,
+}
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def boom(*args):
+    raise KeyError("oops")
+
+
+# ---- the learner's possible answers ----------------------------------------------------------
+
+
+def my_softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def my_log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def naive_softmax(z):
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def column_softmax(z):
+    e = np.exp(z - z.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def batch_sum_softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def ce(log_softmax=my_log_softmax, sign=-1.0, reduce=np.mean, pick="row"):
+    def fn(logits, labels):
+        lp = log_softmax(logits)
+        picked = lp[np.arange(len(labels)), labels] if pick == "row" else lp[:, labels]
+        return sign * reduce(picked)
+
+    return fn
+
+
+# ---- right answers and typical mistakes -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fn, ok, words",
+    [
+        (my_softmax, True, "no overflow"),
+        (lambda z: torch.tensor(my_softmax(z)), True, "no overflow"),  # a tensor is fine
+        (naive_softmax, False, "exp() overflows"),
+        (column_softmax, False, "axis=0"),
+        (lambda z: np.exp(z - z.max(axis=-1, keepdims=True)), False, "do not sum to 1"),
+        (batch_sum_softmax, False, "whole batch sums to 1"),
+        (lambda z: my_softmax(z)[..., ::-1], False, "values differ"),
+        (lambda z: z[..., :1], False, "shape"),
+        (lambda z: np.where(np.abs(z) > 100, 0.5, my_softmax(z)), False, "wrong on [1000"),
+    ],
+)
+def test_softmax(fn, ok, words):
+    feedback = chapter01.check_softmax(fn)
+    assert feedback.ok is ok and words in feedback.message, feedback.message
+
+
+@pytest.mark.parametrize(
+    "fn, ok, words",
+    [
+        (my_log_softmax, True, "no overflow"),
+        (lambda z: np.log(my_softmax(z)), False, "-inf"),
+        (lambda z: np.log(naive_softmax(z)), False, "exp() overflows"),
+        (lambda z: my_log_softmax(z.T).T if z.ndim == 2 else my_log_softmax(z), False, "axis=0"),
+        (lambda z: my_log_softmax(z) + 1, False, "values differ"),
+        (lambda z: np.full_like(z, np.nan), False, "nan on ordinary"),
+    ],
+)
+def test_log_softmax(fn, ok, words):
+    feedback = chapter01.check_log_softmax(fn)
+    assert feedback.ok is ok and words in feedback.message, feedback.message
+
+
+@pytest.mark.parametrize(
+    "fn, ok, words",
+    [
+        (ce(), True, "stable"),
+        (ce(log_softmax=losses.log_softmax), True, "stable"),  # the course's reference is allowed
+        (ce(sign=1.0), False, "negative"),
+        (ce(reduce=np.sum), False, "summed"),
+        (ce(log_softmax=lambda z: my_log_softmax(z.T).T), False, "axis=0"),
+        (ce(pick="block"), False, "N x N block"),
+        (ce(log_softmax=lambda z: my_softmax(z)), False, "not minus their logs"),
+        (ce(log_softmax=lambda z: np.log(naive_softmax(z))), False, "nan or inf"),
+        (lambda z, y: -my_log_softmax(z)[np.arange(len(y)), y], False, "one number"),
+        (lambda z, y: 0.5, False, "got 0.500000"),
+        (lambda z, y: np.array([ce()(z, y)]), True, "stable"),  # shape (1,) is one number
+    ],
+)
+def test_cross_entropy(fn, ok, words):
+    feedback = chapter01.check_cross_entropy(fn)
+    assert feedback.ok is ok and words in feedback.message, feedback.message
+
+
+# ---- the library version is refused -----------------------------------------------------------
+
+T = torch.from_numpy
+
+
+@pytest.mark.parametrize(
+    "name, fn",
+    [
+        ("softmax", losses.softmax),
+        ("softmax", lambda z: np.exp(losses.log_softmax(z))),
+        ("softmax", lambda z: torch.softmax(T(z), dim=-1)),
+        ("softmax", lambda z: T(z).softmax(-1)),
+        ("softmax", lambda z: F.softmax(T(z), dim=-1)),
+        ("softmax", lambda z: torch.nn.Softmax(dim=-1)(T(z))),
+        ("log_softmax", losses.log_softmax),
+        ("log_softmax", lambda z: np.log(losses.softmax(z))),
+        ("log_softmax", lambda z: torch.log_softmax(T(z), dim=-1)),
+        ("log_softmax", lambda z: T(z).log_softmax(-1)),
+        ("log_softmax", lambda z: F.log_softmax(T(z), dim=-1)),
+        ("log_softmax", lambda z: T(z) - torch.logsumexp(T(z), dim=-1, keepdim=True)),
+        ("cross_entropy", lambda z, y: losses.cross_entropy(z, y)),
+        ("cross_entropy", lambda z, y: F.cross_entropy(T(z), T(y))),
+        ("cross_entropy", lambda z, y: torch.nn.CrossEntropyLoss()(T(z), T(y))),
+        ("cross_entropy", lambda z, y: F.nll_loss(F.log_softmax(T(z), dim=1), T(y))),
+    ],
+)
+def test_calling_the_library_is_refused(name, fn):
+    feedback = CHECKERS[name](fn)
+    assert not feedback.ok
+    assert "write it yourself, without `" in feedback.message
+
+
+def test_everything_is_restored_after_a_check():
+    chapter01.check_softmax(losses.softmax)
+    chapter01.check_cross_entropy(lambda z, y: losses.cross_entropy(z, y))
+    np.testing.assert_allclose(losses.softmax(np.zeros(2)), [0.5, 0.5])
+    assert float(losses.cross_entropy(np.zeros((1, 2)), np.array([0]))) == pytest.approx(
+        math.log(2)
+    )
+
+
+# ---- odd answers never raise -----------------------------------------------------------------
+
+ODD = [
+    (lambda *a: (np.zeros(3), 1), "tuple of 2 items"),
+    (lambda *a: [[1.0, 2.0], [3.0]], "not an array of numbers"),
+    (lambda *a: "softmax", "not an array of numbers"),
+    (lambda *a: None, "returned None"),
+    (lambda *a: np.zeros((7, 7)), "shape"),
+    (boom, "raised KeyError: 'oops'"),
+    (stub, "not written yet"),
+    (42, "expected a function"),
+    (lambda: 1, "raised TypeError"),
+]
+
+
+@pytest.mark.parametrize("name", list(CHECKERS))
+@pytest.mark.parametrize("answer, words", ODD)
+def test_odd_answers_never_raise(name, answer, words):
+    feedback = CHECKERS[name](answer)
+    assert not feedback.ok and words in feedback.message, feedback.message
+
+
+@pytest.mark.parametrize("name", list(CHECKERS))
+def test_nan_never_raises(name):
+    feedback = CHECKERS[name](lambda *a: np.nan if len(a) == 2 else np.full_like(a[0], np.nan))
+    assert not feedback.ok and "nan" in feedback.message
+
+
+@pytest.mark.parametrize(
+    "name, wrong",
+    [
+        ("softmax", naive_softmax),
+        ("log_softmax", lambda z: np.log(my_softmax(z))),
+        ("cross_entropy", ce(reduce=np.sum)),
+    ],
+)
+def test_the_hint_grows_on_the_second_failure(name, wrong):
+    exercises._failures.clear()
+    first = CHECKERS[name](wrong)
+    second = CHECKERS[name](wrong)
+    assert "Hint:" not in first.message and "hint=2" in first.message
+    assert "Hint:" in second.message and len(second.message) > len(first.message)
+    assert "Hint:" in CHECKERS[name](wrong, hint=2).message
+
+
+# ---- the exercise list, the notebook and the quiz --------------------------------------------
+
+
+def test_exercises_in_notebook_order():
+    assert chapter01.EXERCISES == tuple(CHECKERS)
+    assert all(CHECKERS[n].exercise == n for n in chapter01.EXERCISES)
+    nb = json.loads((ROOT / "notebooks/01_cross_entropy_numpy.ipynb").read_text("utf-8"))
+    checkers = [c for c in nb["cells"] if "checker" in c["metadata"].get("tags", [])]
+    assert tuple(c["metadata"]["exercise"] for c in checkers) == chapter01.EXERCISES
+    for cell, name in zip(checkers, chapter01.EXERCISES, strict=True):
+        assert f"chapter01.check_{name}(" in "".join(cell["source"])
+
+
+def test_the_quiz_key_is_right_and_true():
+    result = chapter01.check_quiz({1: "b", 2: 2.303, 3: "c", 4: "b"})
+    assert result.ok and result.total == 4
+    assert not chapter01.check_quiz({1: "a", 2: 0.0, 3: "a", 4: "a"}).right
+    assert "not answered yet" in str(chapter01.check_quiz({}))
+    # 1: softmax is shift-invariant
+    np.testing.assert_allclose(losses.softmax([2, 1, 0]), losses.softmax([102, 101, 100]))
+    # 2: uniform prediction over 10 classes
+    assert float(losses.cross_entropy(np.zeros((1, 10)), np.array([3]))) == pytest.approx(
+        chapter01.QUIZ[2].answer
+    )
+    # 3: the batch gradient is (softmax - onehot) / N
+    z, y = np.random.default_rng(1).normal(size=(5, 4)), np.array([0, 3, 3, 1, 2])
+    expected = (losses.softmax(z) - losses.one_hot(y, 4)) / 5
+    np.testing.assert_allclose(losses.cross_entropy_grad(z, y), expected, atol=1e-12)
+    # 4: float32's exp overflows above ln(FLT_MAX) = 88.72, float64's above 709.78
+    assert round(float(np.log(np.finfo(np.float32).max)), 2) == 88.72
+    assert round(float(np.log(np.finfo(np.float64).max)), 2) == 709.78
+    assert torch.isinf(torch.exp(torch.tensor(88.8))) and torch.isfinite(
+        torch.exp(torch.tensor(88.7))
+    )
