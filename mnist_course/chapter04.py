@@ -1,0 +1,378 @@
+"""Exercises and quiz of chapter 4 (Softmax regression: from a loss to a trained classifier).
+
+Three exercises, in notebook order (:data:`EXERCISES`):
+
+- ``sgd_step``: one step of gradient descent by hand on PyTorch parameters
+  (``p -= lr * p.grad`` in place, inside ``torch.no_grad()``), without ``torch.optim``;
+- ``no_zero_grad``: a "break it" prediction: what ``.grad`` holds after three
+  ``backward()`` calls without ``zero_grad``, and what that does to training.
+  The checker runs both experiments and reports what it measured;
+- ``momentum_step``: one step of SGD with momentum in PyTorch's form
+  (``v = m v + g``, ``p = p - lr v``), checked against ``torch.optim.SGD``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnist_course import exercises, quiz
+from mnist_course.exercises import NotYet
+
+EXERCISES: tuple[str, ...] = ("sgd_step", "no_zero_grad", "momentum_step")
+
+# What an exercise that asks for an update "by hand" may not call.
+FORBIDDEN_OPTIM: tuple[str, ...] = (
+    "torch.optim.SGD.step",  # on the class, so every way of reaching SGD is caught
+    "torch.optim.SGD",
+    "torch.optim.sgd.sgd",  # the functional form
+    "torch.optim.Adam.step",
+    "torch.optim.AdamW.step",
+)
+
+
+def _run(fn: Any, *args: Any, forbidden: tuple[str, ...] = FORBIDDEN_OPTIM) -> Any:
+    """Like :func:`exercises.call`, but ``None`` is a fine result (an in-place update returns it)."""
+    if not callable(fn):
+        raise NotYet(f"expected a function, got {type(fn).__name__}: pass the function itself.")
+    try:
+        with (
+            exercises.forbid(forbidden, getattr(fn, "__globals__", None)) as called,
+            np.errstate(all="ignore"),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")
+            result = fn(*args)
+    except exercises.ForbiddenCall as err:
+        raise NotYet(f"write it yourself, without `{err}`.") from None
+    except NotImplementedError:
+        raise NotYet("the function is not written yet (it raises NotImplementedError).") from None
+    except RuntimeError as err:
+        if "leaf" in str(err) and "in-place" in str(err):
+            raise NotYet(
+                "PyTorch refused to change a parameter in place while it records operations "
+                "for backward (a leaf tensor that requires grad).",
+                "do the update inside `with torch.no_grad():`, so it is not recorded.",
+            ) from None
+        raise NotYet(f"your function raised RuntimeError: {err}") from None
+    except Exception as err:  # the learner's code may raise anything
+        raise NotYet(f"your function raised {type(err).__name__}: {err}") from None
+    if called:
+        raise NotYet(f"write it yourself, without `{called[0]}`.")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 1: one step of gradient descent by hand
+# ---------------------------------------------------------------------------------------------
+
+
+def _params_with_grads() -> tuple[torch.Tensor, torch.Tensor]:
+    """A small softmax-regression weight and bias whose ``.grad`` holds a real gradient."""
+    g = torch.Generator().manual_seed(4)
+    weight = torch.randn(3, 5, generator=g).requires_grad_()
+    bias = torch.randn(3, generator=g).requires_grad_()
+    x = torch.randn(8, 5, generator=g)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    F.cross_entropy(x @ weight.T + bias, y).backward()
+    return weight, bias
+
+
+@exercises.checker("sgd_step")
+def check_sgd_step(fn: Callable[[list[torch.Tensor], float], Any]) -> str:
+    """Chapter 4 exercise: ``fn(params, lr)`` does ``p -= lr * p.grad`` for each p, in place."""
+    lr = 0.1
+    weight, bias = _params_with_grads()
+    before = [p.detach().clone() for p in (weight, bias)]
+    grads = [p.grad.clone() for p in (weight, bias)]
+    _run(fn, [weight, bias], lr)
+    for name, p, old, grad in zip(("weight", "bias"), (weight, bias), before, grads, strict=True):
+        new = p.detach()
+        if torch.allclose(new, old - lr * grad, atol=1e-6, rtol=1e-5):
+            continue
+        if torch.equal(new, old):
+            raise NotYet(
+                f"the {name} did not change. `p = p - lr * p.grad` makes a new tensor and "
+                f"only rebinds the name p; the model's parameter stays as it was.",
+                "change the tensor itself, in place: `p -= lr * p.grad` (inside torch.no_grad()).",
+            )
+        if torch.allclose(new, old + lr * grad, atol=1e-6, rtol=1e-5):
+            raise NotYet(
+                f"the {name} moved uphill: you added the gradient. It points to where the loss "
+                f"grows fastest.",
+                "step against the gradient: subtract lr * p.grad.",
+            )
+        if torch.allclose(new, old - grad, atol=1e-6, rtol=1e-5):
+            raise NotYet(
+                f"the {name} moved by the whole gradient: the learning rate is missing.",
+                "multiply the gradient by lr before subtracting it.",
+            )
+        raise NotYet(
+            f"the new {name} is not old {name} - lr * gradient.",
+            "for every p in params: p -= lr * p.grad, inside `with torch.no_grad():`.",
+        )
+    return "both parameters moved by -lr * grad, in place, without torch.optim."
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 2: break it, no zero_grad
+# ---------------------------------------------------------------------------------------------
+
+EFFECTS: dict[str, str] = {
+    "a": "nothing changes: backward() overwrites .grad each time",
+    "b": "each step uses the sum of all gradients so far: the steps keep growing, "
+    "overshoot, and the loss ends up rising",
+    "c": "optimizer.step() resets .grad to zero, so only the first step is wrong",
+    "d": "PyTorch raises an error at the second backward() call",
+}
+
+
+def grad_factor_after(calls: int = 3) -> float:
+    """Run it: ``.grad`` after ``calls`` backward passes (fresh forward each), over one pass's."""
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3, dtype=torch.float64)
+    x = torch.randn(8, 5, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    F.cross_entropy(model(x), y).backward()
+    once = model.weight.grad.clone()
+    for _ in range(calls - 1):
+        F.cross_entropy(model(x), y).backward()  # a new graph each time, as in a training loop
+    return float((model.weight.grad / once).mean())
+
+
+def noisy_training_loss(zero_grad: bool, steps: int = 200, lr: float = 0.5) -> float:
+    """Run it: the loss on a small noisy problem after ``steps`` mini-batch SGD steps.
+
+    2,000 points in 20 dimensions, 10 classes from a random linear rule, 30% of
+    the labels replaced at random (so no line separates them); batches of 32.
+    """
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2000, 20, generator=g, dtype=torch.float64)
+    y = (x @ torch.randn(20, 10, generator=g, dtype=torch.float64)).argmax(1)
+    noise = torch.rand(2000, generator=g, dtype=torch.float64) < 0.3
+    y = torch.where(noise, torch.randint(0, 10, (2000,), generator=g), y)
+    torch.manual_seed(0)
+    model = nn.Linear(20, 10, dtype=torch.float64)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(steps):
+        batch = torch.randint(0, 2000, (32,), generator=g)
+        if zero_grad:
+            optimizer.zero_grad()
+        F.cross_entropy(model(x[batch]), y[batch]).backward()
+        optimizer.step()
+    with torch.no_grad():
+        return float(F.cross_entropy(model(x), y))
+
+
+@exercises.checker("no_zero_grad")
+def check_no_zero_grad(fn: Callable[[], Any]) -> str:
+    """Chapter 4 "break it": ``fn()`` -> ``(grad_factor, training_effect)``, the learner's
+    prediction of ``.grad`` after 3 backward calls without ``zero_grad``, and of its effect on
+    training (a letter of :data:`EFFECTS`). The checker runs both and reports what it measured."""
+    result = exercises.call(fn)
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        raise NotYet(
+            f"return two things, `return grad_factor, training_effect`, "
+            f"got {type(result).__name__}."
+        )
+    grad_factor, training_effect = result
+    try:
+        factor = exercises.as_float(grad_factor, "grad_factor")
+    except NotYet:
+        raise NotYet(
+            "grad_factor should be one number: how many times one call's gradient .grad holds.",
+        ) from None
+    measured = grad_factor_after(3)
+    if not math.isfinite(factor) or abs(factor - measured) > 1e-6:
+        if abs(factor - 1) < 1e-9:
+            raise NotYet(
+                "grad_factor: backward() does not overwrite .grad.",
+                "it ADDS the new gradient to what .grad holds (gradient accumulation).",
+            )
+        if abs(factor) < 1e-9:
+            raise NotYet(
+                "grad_factor: nothing resets .grad between the calls here.",
+                "each backward() adds one gradient to .grad.",
+            )
+        if abs(factor - 8) < 1e-9 or abs(factor - 4) < 1e-9:
+            raise NotYet(
+                "grad_factor: it does not double each time.",
+                "each call adds one more gradient: g, then g + g, then g + g + g.",
+            )
+        raise NotYet(
+            "grad_factor: not what running it gives.",
+            "each backward() adds one gradient to .grad; count the calls.",
+        )
+    letter = training_effect.strip().strip("()").lower() if isinstance(training_effect, str) else ""
+    if letter not in EFFECTS:
+        raise NotYet(
+            f"training_effect should be one of the letters {', '.join(EFFECTS)}, "
+            f"got {training_effect!r}."
+        )
+    good = noisy_training_loss(zero_grad=True)
+    bad = noisy_training_loss(zero_grad=False)
+    if letter == "a":
+        raise NotYet(
+            "training_effect: your grad_factor says .grad accumulates; then the step uses it.",
+            "step() subtracts lr * .grad, and .grad is now a sum of many gradients.",
+        )
+    if letter == "c":
+        raise NotYet(
+            "training_effect: step() only reads .grad; it never clears it.",
+            "zero_grad() is the only call in the loop that clears .grad.",
+        )
+    if letter == "d":
+        raise NotYet(
+            "training_effect: each iteration builds a new graph with a new forward pass, "
+            "so backward() runs fine (the error only comes when one graph is used twice).",
+            "no error is raised: think about what the summed gradient does to the steps.",
+        )
+    return (
+        f"I ran it: after 3 backward calls .grad was {measured:.1f} x one call's gradient; "
+        f"200 steps without zero_grad on a small noisy problem ended at loss {bad:.0f}, "
+        f"with zero_grad at {good:.1f}."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 3: one step of SGD with momentum, PyTorch's form
+# ---------------------------------------------------------------------------------------------
+
+_CURVATURE = np.array([1.0, 20.0])  # f(p) = 0.5 * sum(curvature * p**2): an elongated bowl
+
+
+def _torch_momentum_path(lr: float, m: float, steps: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(p, velocity) after each step of ``torch.optim.SGD(momentum=m)`` on the bowl, in float64."""
+    p = torch.tensor([-9.0, 1.0], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.SGD([p], lr=lr, momentum=m)
+    curvature = torch.tensor(_CURVATURE)
+    path = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        (0.5 * (curvature * p**2).sum()).backward()
+        optimizer.step()
+        velocity = optimizer.state[p]["momentum_buffer"]
+        path.append((p.detach().numpy().copy(), velocity.numpy().copy()))
+    return path
+
+
+def _learner_step(
+    fn: Callable[..., Any], p: np.ndarray, v: np.ndarray, lr: float, m: float, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The learner's (new p, new v) from ``(p, v)`` on the bowl, read without crashing."""
+    result = _run(fn, p.copy(), v.copy(), _CURVATURE * p, lr, m)
+    if result is None:
+        raise NotYet("your function returned None: did you forget `return p, v`?")
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        raise NotYet(
+            f"return two things, the new p and the new v (`return p, v`), "
+            f"got {type(result).__name__}."
+        )
+    new_p = exercises.as_array(result[0], "the new p")
+    new_v = exercises.as_array(result[1], "the new v")
+    if new_p.shape != (2,) or new_v.shape != (2,):
+        raise NotYet(
+            f"p and v keep the parameter's shape (2,); got {new_p.shape} and {new_v.shape} "
+            f"at step {step}."
+        )
+    return new_p, new_v
+
+
+@exercises.checker("momentum_step")
+def check_momentum_step(fn: Callable[..., Any]) -> str:
+    """Chapter 4 exercise: ``fn(p, v, g, lr, m)`` -> ``(p_new, v_new)`` as ``torch.optim.SGD`` does.
+
+    First the learner's own path (their p and v fed back) against ``torch.optim.SGD``; if
+    it differs, one step from PyTorch's own state names the mistake.
+    """
+    lr, m, steps = 0.05, 0.5, 4
+    expected = _torch_momentum_path(lr, m, steps)
+    p, v = np.array([-9.0, 1.0]), np.zeros(2)
+    path = []
+    for step in range(1, steps + 1):
+        p, v = _learner_step(fn, p, v, lr, m, step)
+        path.append((p, v))
+    p_ok = all(exercises.close(a[0], b[0], 1e-9) for a, b in zip(path, expected, strict=True))
+    v_ok = all(exercises.close(a[1], b[1], 1e-9) for a, b in zip(path, expected, strict=True))
+    if p_ok and v_ok:
+        return f"{steps} steps match torch.optim.SGD(lr={lr}, momentum={m}), p and velocity."
+    ratio = path[0][1] / expected[0][1]
+    if p_ok and (np.allclose(ratio, lr) or np.allclose(ratio, -lr)):
+        raise NotYet(
+            "p is right, but your v holds lr: that is the form v = m v + lr g, p = p - v "
+            "(Sutskever et al.). PyTorch keeps lr out of the velocity.",
+            "v = m * v + g, then p = p - lr * v.",
+        )
+    # One step from PyTorch's own state after step 1 (a velocity that is not zero).
+    p1, v1 = expected[0]
+    g1 = _CURVATURE * p1
+    right_v = m * v1 + g1
+    new_p, new_v = _learner_step(fn, p1, v1, lr, m, 2)
+    if exercises.close(new_p, p1 - lr * right_v, 1e-9):
+        raise NotYet(
+            "p is right but the v you return is not PyTorch's velocity (the next step uses it).",
+            "return the updated velocity, v = m * v + g.",
+        )
+    if exercises.close(new_p, p1 + lr * right_v, 1e-9):
+        raise NotYet("the step went uphill: p moved along the gradient.", "p = p - lr * v.")
+    if exercises.close(new_p, p1 - lr * g1, 1e-9):
+        raise NotYet(
+            "your step is plain gradient descent: the velocity is never used.",
+            "update v first, v = m * v + g, then step with it: p = p - lr * v.",
+        )
+    if exercises.close(new_p, p1 - lr * v1, 1e-9):
+        raise NotYet(
+            "you stepped with the old velocity, before updating it.",
+            "update v first, v = m * v + g, then p = p - lr * v.",
+        )
+    raise NotYet(
+        "the path differs from torch.optim.SGD(momentum=m).",
+        "v = m * v + g, then p = p - lr * v; return p, v.",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Quiz
+# ---------------------------------------------------------------------------------------------
+
+QUIZ: dict[int, quiz.Question] = {
+    1: quiz.Question(
+        math.log(10),
+        "With all weights zero every logit is 0, so softmax gives each of the 10 classes "
+        "probability 1/10 and the loss is -log(1/10) = ln 10 = 2.303 for every image.",
+        tolerance=0.005,
+    ),
+    2: quiz.Question(
+        "b",
+        "A gradient has the shape of its parameter: X^T (P - Y) / N is (784 x 128)(128 x 10) "
+        "= 784 x 10, like W.",
+    ),
+    3: quiz.Question(
+        "c",
+        "backward() adds the new gradient to .grad (accumulates), so the loop clears it with "
+        "zero_grad() before each backward().",
+    ),
+    4: quiz.Question(
+        0.02,
+        "In a steady direction the velocity v = m v + g grows to g / (1 - m), so each step "
+        "is lr / (1 - m) times g: 0.01 / (1 - 0.5) = 0.02.",
+        tolerance=1e-4,
+    ),
+    5: quiz.Question(
+        "a",
+        "nn.Linear(784, 10) stores weight as (out, in) = (10, 784) and computes "
+        "x @ weight.T + bias.",
+    ),
+}
+
+
+def check_quiz(answers: Any) -> quiz.QuizResult:
+    """Mark the chapter 4 quiz."""
+    return quiz.check("chapter 4", QUIZ, answers)
