@@ -1,9 +1,84 @@
-"""Make nbval's sanitize file work from any working directory (it opens the path as given)."""
+"""Project-wide pytest set-up: nbval's sanitize file from any directory; no silent skips in CI."""
 
+import os
 from pathlib import Path
+
+import pytest
 
 
 def pytest_configure(config):
     option = getattr(config.option, "nbval_sanitize_with", None)
     if option and not Path(option).is_absolute():
         config.option.nbval_sanitize_with = str(config.rootpath / option)
+
+
+def in_ci() -> bool:
+    """Whether this run is CI's (`CI` set, as CI services and `.ci/run`'s caller do)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _fail_the_skip(report) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = (
+        f"{reason}\n(CI is set: a test that cannot run fails instead of skipping. "
+        f"Install what it needs; .ci/run installs Chromium, npm and the fonts.)"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI a skipped test is a failed one (an expected failure, xfail, stays as it is)."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        _fail_the_skip(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole test file skipped at import (e.g. `pytest.importorskip`)."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped:
+        _fail_the_skip(report)
+
+
+# Files the tests may leave (build outputs, caches); anything else new in the tree is a bug.
+ALLOWED_LEFTOVERS = ("build/", ".venv/", ".pytest_cache/", ".ruff_cache/", "mnist_course.egg-info/")
+
+
+def _tree_state(root: Path) -> set[str] | None:
+    """Untracked, ignored and modified paths (`git status`), or None outside a git checkout."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+            cwd=root, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    paths = {line[3:] for line in done.stdout.splitlines()}
+    return {p for p in paths if not p.startswith(ALLOWED_LEFTOVERS) and "__pycache__/" not in p}
+
+
+def pytest_sessionstart(session):
+    if in_ci():  # (locally, other work in the tree would make this noisy)
+        session.config.stash[_TREE] = _tree_state(session.config.rootpath)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """In CI, the run must leave the working tree as it found it (checkpoints go to build/)."""
+    before = session.config.stash.get(_TREE, None)
+    if before is None:
+        return
+    after = _tree_state(session.config.rootpath) or set()
+    if after - before:
+        print(f"\nERROR: the tests left files in the working tree: {sorted(after - before)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_TREE = pytest.StashKey[set]()

@@ -1,4 +1,4 @@
-"""The command line ``mnist-course`` (or ``python -m mnist_course``): check, train, student, slides.
+"""The command line ``mnist-course`` (or ``python -m mnist_course``).
 
 Examples::
 
@@ -7,17 +7,26 @@ Examples::
     mnist-course train --model cnn --epochs 3 --save cnn.pt --data-root /data
     mnist-course student notebooks/*.ipynb --out build/student
     mnist-course slides notebooks/*.ipynb --out build/slides
+    mnist-course grade submissions/ --json grades.json
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 
-from mnist_course import data, env, models, runtime, slides, student, training
+# Only light modules here: torch, torchvision and the notebook tools are imported by the
+# command that needs them, so `--help` and a mistyped option answer at once.
+from mnist_course import data
 
+# The names of models.MODELS (tests/test_cli.py checks they agree), without importing torch.
+MODEL_NAMES = ("cnn", "mlp")
 DEFAULT_LR = {"mlp": 0.1, "cnn": 0.1}
+# The teacher's tools need the notebook packages of the "lab" extra.
+LAB_EXTRA = 'pip install "mnist-course[lab]"'
 
 
 def _whole_number(text: str) -> int:
@@ -55,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mnist-course``."""
     parser = argparse.ArgumentParser(
         prog="mnist-course",
-        description="Check the course environment, or train an MNIST model.",
+        description=(
+            "Check the course environment, train an MNIST model, or (teachers) "
+            "make learner copies and slide decks and grade learner notebooks."
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("Examples::", 1)[1],
     )
@@ -68,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--data-root", help=data_help)
 
     train = commands.add_parser("train", help="train a model and print test accuracy per epoch")
-    train.add_argument("--model", choices=sorted(models.MODELS), default="mlp")
+    train.add_argument("--model", choices=MODEL_NAMES, default="mlp")
     train.add_argument("--epochs", type=_positive_int, default=3)
     train.add_argument("--batch-size", type=_positive_int, default=128)
     train.add_argument("--lr", type=_positive_float, help="peak learning rate (default 0.1)")
@@ -85,7 +97,31 @@ def build_parser() -> argparse.ArgumentParser:
     deck = commands.add_parser("slides", help="build offline reveal.js decks of the chapters")
     deck.add_argument("notebooks", nargs="+", type=Path, help="chapter notebooks (.ipynb)")
     deck.add_argument("--out", type=Path, default=Path("build/slides"), help="output folder")
+
+    grade = commands.add_parser("grade", help="run learner notebooks and report each exercise")
+    grade.add_argument("paths", nargs="+", type=Path, help="notebooks, or folders holding some")
+    grade.add_argument("--json", type=Path, dest="json_out", help="also write the grades here")
+    grade.add_argument(
+        "--timeout", type=_positive_float, default=300.0, help="seconds per notebook (300)"
+    )
     return parser
+
+
+class MissingExtraError(RuntimeError):
+    """A command needs a package of an extra that is not installed."""
+
+
+def _tool(name: str, command: str) -> ModuleType:
+    """Import ``mnist_course.<name>``; a missing third-party package names the extra to install."""
+    try:
+        return importlib.import_module(f"mnist_course.{name}")
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] == "mnist_course":
+            raise
+        raise MissingExtraError(
+            f"'mnist-course {command}' needs the package {err.name!r}, which is not installed. "
+            f"Install the course's JupyterLab tools with: {LAB_EXTRA}"
+        ) from err
 
 
 def _notebook_paths(paths: list[Path]) -> list[Path]:
@@ -97,6 +133,8 @@ def _notebook_paths(paths: list[Path]) -> list[Path]:
 
 def run_check(args: argparse.Namespace) -> int:
     """Print the environment report; exit code 1 when something must be fixed."""
+    from mnist_course import env
+
     checks = env.check_environment(args.data_root)
     print(env.format_report(checks))
     return 0 if all(c.ok for c in checks) else 1
@@ -106,6 +144,8 @@ def run_train(args: argparse.Namespace) -> int:
     """Train with the course recipe (one-cycle SGD, chapter 4) on the in-memory fast path."""
     if args.save is not None and not args.save.parent.is_dir():
         raise ValueError(f"--save {args.save}: the folder {args.save.parent} does not exist")
+    from mnist_course import models, runtime, training
+
     device = runtime.get_device(args.device)
     runtime.set_seed(args.seed)
     train_x, train_y = data.load_tensors(True, args.data_root)
@@ -138,6 +178,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_student(args: argparse.Namespace) -> int:
     """Write the learner copies and say where they are."""
+    student = _tool("student", "student")
     written = student.write_learner_copies(_notebook_paths(args.notebooks), args.out)
     print(f"wrote {len(written)} learner notebooks to {args.out}")
     return 0
@@ -145,12 +186,25 @@ def run_student(args: argparse.Namespace) -> int:
 
 def run_slides(args: argparse.Namespace) -> int:
     """Build the offline decks and say where they are."""
+    slides = _tool("slides", "slides")
     written = slides.build_decks(_notebook_paths(args.notebooks), args.out)
     print(f"wrote {len(written)} slide decks to {args.out}; open one in a browser (works offline)")
     return 0
 
 
-COMMANDS = {"check": run_check, "train": run_train, "student": run_student, "slides": run_slides}
+def run_grade(args: argparse.Namespace) -> int:
+    """Grade learner notebooks (the report and exit code come from :mod:`mnist_course.grade`)."""
+    grade = _tool("grade", "grade")
+    return grade.main(args.paths, json_out=args.json_out, timeout=args.timeout)
+
+
+COMMANDS = {
+    "check": run_check,
+    "train": run_train,
+    "student": run_student,
+    "slides": run_slides,
+    "grade": run_grade,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     # Missing or corrupt data, a bad device or path, a diverged run: a message, not a traceback.
+    # (MNISTCorruptError is a ValueError; MissingExtraError a RuntimeError.)
     except (data.MNISTNotFoundError, NotADirectoryError, ValueError, RuntimeError) as err:
         print(f"mnist-course: error: {err}", file=sys.stderr)
         return 1

@@ -8,21 +8,31 @@ Where the data lives is decided in one place, :func:`data_root`:
 
 Under that root torchvision's layout is used: ``<root>/MNIST/raw/`` holds the
 four uncompressed idx files. They are checked (header, size, md5) before use,
-so a truncated or corrupt file is reported, never trained on.
+so a truncated or corrupt file is reported, never trained on. The md5 of a file
+is computed once: a stamp in the cache folder remembers the files that passed,
+keyed on their size, inode and change times, so any write to a file makes it be
+checked again.
+
+Importing this module is cheap: torch and torchvision are imported by the
+functions that need them (the command line's ``--help`` never loads them).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torchvision import datasets, transforms
+if TYPE_CHECKING:  # imported where used: they take seconds to import
+    import torch
+    from torchvision import datasets, transforms
 
 ENV_VAR = "MNIST_COURSE_DATA"
 
@@ -100,48 +110,95 @@ def raw_folder(root: str | os.PathLike[str] | None = None) -> Path:
     return data_root(root) / "MNIST" / "raw"
 
 
-_md5_cache: dict[tuple[str, int, int], str] = {}
+def verified_stamp() -> Path:
+    """The file remembering which data files passed the md5 check (in the cache folder)."""
+    return default_data_root() / "verified-files.json"
 
 
-def _md5(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _md5_cache:
-        digest = hashlib.md5(usedforsecurity=False)
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _md5_cache[key] = digest.hexdigest()
-    return _md5_cache[key]
+def _file_key(path: Path) -> str:
+    # Any write to the file changes its ctime (which no program can set back), so a
+    # file changed after its check never matches its old key.
+    s = path.stat()
+    return f"{s.st_dev}:{s.st_ino}:{s.st_size}:{s.st_mtime_ns}:{s.st_ctime_ns}"
 
 
-def check_raw_file(path: Path, spec: RawFile) -> None:
-    """Raise :class:`MNISTCorruptError` unless ``path`` is exactly the file ``spec`` describes."""
-    fix = (
-        f"Delete it and run again to download a fresh copy, or replace it with a good copy "
-        f"(uncompressed, {spec.size:,} bytes, md5 {spec.md5})."
-    )
+def _read_stamp() -> dict[str, str]:
+    try:
+        stamp = json.loads(verified_stamp().read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
+def _remember_verified(path: Path, md5: str) -> None:
+    """Add ``path`` to the stamp; a cache folder that cannot be written is no error."""
+    stamp = _read_stamp()
+    stamp[str(path.resolve())] = f"{_file_key(path)}:{md5}"
+    target = verified_stamp()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".verified-", dir=target.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(stamp, f, indent=0, sort_keys=True)
+        os.replace(tmp, target)
+    except OSError:
+        pass
+
+
+def _md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_verified_here: set[str] = set()  # this process' checks, for when the stamp cannot be written
+
+
+def _md5_matches(path: Path, md5: str) -> bool:
+    """Whether ``path`` has this md5: from the stamp when the file is unchanged since."""
+    entry = f"{path.resolve()}:{_file_key(path)}:{md5}"
+    if entry in _verified_here:
+        return True
+    if _read_stamp().get(str(path.resolve())) != f"{_file_key(path)}:{md5}":
+        if _md5_of(path) != md5:
+            return False
+        _remember_verified(path, md5)
+    _verified_here.add(entry)
+    return True
+
+
+def _problem(path: Path, spec: RawFile) -> str | None:
+    """What is wrong with ``path`` as the file ``spec`` describes, or None when it is that file."""
     size = path.stat().st_size
     with path.open("rb") as f:
         header = f.read(spec.header_size)
     if len(header) < 8:
-        raise MNISTCorruptError(
-            f"{path} is truncated ({size} bytes): too short for an idx header. {fix}"
-        )
+        return f"is truncated ({size} bytes): too short for an idx header"
     magic = int.from_bytes(header[0:4], "big")
     if magic != spec.magic:
         hint = " (is it still gzip-compressed?)" if header[:2] == b"\x1f\x8b" else ""
-        raise MNISTCorruptError(
-            f"{path} is not an MNIST idx file{hint}: magic number {magic}, expected {spec.magic}. {fix}"
-        )
+        return f"is not an MNIST idx file{hint}: magic number {magic}, expected {spec.magic}"
     count = int.from_bytes(header[4:8], "big")
     if count != spec.count:
-        raise MNISTCorruptError(f"{path} holds {count:,} items, expected {spec.count:,}. {fix}")
+        return f"holds {count:,} items, expected {spec.count:,}"
     if size != spec.size:
         what = "truncated" if size < spec.size else "too long"
-        raise MNISTCorruptError(f"{path} is {what}: {size:,} bytes, expected {spec.size:,}. {fix}")
-    if _md5(path) != spec.md5:
-        raise MNISTCorruptError(f"{path} is corrupt: its md5 is not {spec.md5}. {fix}")
+        return f"is {what}: {size:,} bytes, expected {spec.size:,}"
+    if not _md5_matches(path, spec.md5):
+        return f"is corrupt: its md5 is not {spec.md5}"
+    return None
+
+
+def check_raw_file(path: Path, spec: RawFile) -> None:
+    """Raise :class:`MNISTCorruptError` unless ``path`` is exactly the file ``spec`` describes."""
+    problem = _problem(path, spec)
+    if problem is not None:
+        raise MNISTCorruptError(
+            f"{path} {problem}. Delete it and run again to download a fresh copy, or replace "
+            f"it with a good copy (uncompressed, {spec.size:,} bytes, md5 {spec.md5})."
+        )
 
 
 def _not_found_message(root: Path, missing: list[str], reason: str = "") -> str:
@@ -162,33 +219,76 @@ def _not_found_message(root: Path, missing: list[str], reason: str = "") -> str:
     return "\n".join(lines)
 
 
+def mirrors() -> list[str]:
+    """Where MNIST is downloaded from: torchvision's list of mirrors, in its order."""
+    from torchvision import datasets
+
+    return list(datasets.MNIST.mirrors)
+
+
+def _fetch(spec: RawFile, folder: Path) -> None:
+    """Download ``<spec.name>.gz`` from the first mirror that gives the right file, unpacked.
+
+    Each download is checked with the course's own check (header, size, md5 of the
+    unpacked file): a corrupt download raises :class:`MNISTCorruptError` naming the
+    file and where it came from (when no other mirror gives a good copy).
+    """
+    import urllib.request  # here: it takes a while to import, and is rarely needed
+
+    failures, corrupt = [], []
+    target = folder / spec.name
+    for mirror in mirrors():
+        url = f"{mirror}{spec.name}.gz"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                packed = response.read()
+        except OSError as err:  # URLError, HTTPError, timeouts: try the next mirror
+            failures.append(f"{url}: {getattr(err, 'reason', None) or err}")
+            continue
+        try:
+            target.write_bytes(gzip.decompress(packed))
+        except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+            corrupt.append(f"{url} is not a gzip file ({err})")
+            continue
+        problem = _problem(target, spec)
+        if problem is None:
+            return
+        corrupt.append(f"{url} {problem}")
+    if corrupt:
+        raise MNISTCorruptError(
+            f"The downloaded MNIST file {spec.name} is not the right file: "
+            + "; ".join(corrupt)
+            + ". Nothing was saved; try again later, or copy a good copy into the data root."
+        )
+    raise MNISTNotFoundError(" ".join(failures) or "no mirror to download from")
+
+
 def _download(root: Path) -> None:
-    """Download MNIST with torchvision into a temporary folder, check it, then move it in.
+    """Download the missing MNIST files into a temporary folder, check them, then move them in.
 
     Nothing half-written is left under ``root``: on any failure the temporary
     folder is removed and the error says what went wrong.
     """
     target = raw_folder(root)
-    missing = [f.name for f in MNIST_FILES if not (target / f.name).exists()]
+    missing = [f for f in MNIST_FILES if not (target / f.name).exists()]
+    names = [f.name for f in missing]
     created_root = not root.exists()
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
     except OSError as err:
         raise MNISTNotFoundError(
-            _not_found_message(root, missing, f"cannot write there ({err}).")
+            _not_found_message(root, names, f"cannot write there ({err}).")
         ) from err
     try:
-        try:
-            datasets.MNIST(staging, train=True, download=True)
-        except Exception as err:  # torchvision raises RuntimeError or URLError offline
-            first_line = " ".join((str(err).strip() or repr(err)).splitlines()[:3])
-            raise MNISTNotFoundError(_not_found_message(root, missing, first_line)) from err
-        for spec in MNIST_FILES:
-            check_raw_file(raw_folder(staging) / spec.name, spec)
+        for spec in missing:
+            try:
+                _fetch(spec, staging)
+            except MNISTNotFoundError as err:
+                raise MNISTNotFoundError(_not_found_message(root, names, str(err))) from err
         target.mkdir(parents=True, exist_ok=True)
-        for name in missing:
-            os.replace(raw_folder(staging) / name, target / name)
+        for spec in missing:
+            os.replace(staging / spec.name, target / spec.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created_root and not any(root.iterdir()):
@@ -217,6 +317,8 @@ def ensure_mnist(root: str | os.PathLike[str] | None = None, download: bool = Tr
 
 def course_transform() -> transforms.Compose:
     """``ToTensor`` then ``Normalize(0.1307, 0.3081)``: the transform of the lecture (chapter 3)."""
+    from torchvision import transforms
+
     return transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
     )
@@ -229,6 +331,8 @@ def mnist_dataset(
     download: bool = True,
 ) -> datasets.MNIST:
     """The torchvision MNIST dataset, checked first; ``transform`` defaults to the course's (ch. 3)."""
+    from torchvision import datasets
+
     path = ensure_mnist(root, download=download)
     transform = course_transform() if transform is None else transform
     return datasets.MNIST(path, train=train, transform=transform, download=False)
@@ -236,9 +340,12 @@ def mnist_dataset(
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 images ``(N, 28, 28)`` -> float32 ``(N, 1, 28, 28)``, scaled to [0, 1] and normalized."""
+    import torch
+
     if images.dtype != torch.uint8:
         raise TypeError(f"normalize expects uint8 images as stored by MNIST, got {images.dtype}")
-    return ((images.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
+    # In place on one new float tensor, in ToTensor + Normalize's order (same numbers).
+    return images.float().div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
 
 
 def load_tensors(
@@ -250,9 +357,17 @@ def load_tensors(
 
     Returns images ``(N, 1, 28, 28)`` float32 and labels ``(N,)`` int64: the same
     numbers that :func:`course_transform` gives image by image, in one operation.
+    The idx files are read directly (after their check), without torchvision.
     """
-    raw = mnist_dataset(train, root, transform=None, download=download)
-    return normalize(raw.data), raw.targets.clone()
+    import numpy as np
+    import torch
+
+    folder = raw_folder(ensure_mnist(root, download=download))
+    images_spec, labels_spec = MNIST_FILES[0:2] if train else MNIST_FILES[2:4]
+    images = np.fromfile(folder / images_spec.name, np.uint8, offset=images_spec.header_size)
+    labels = np.fromfile(folder / labels_spec.name, np.uint8, offset=labels_spec.header_size)
+    images = torch.from_numpy(images).view(images_spec.count, 28, 28)
+    return normalize(images), torch.from_numpy(labels).long()
 
 
 def split_indices(split: str) -> range:
@@ -291,6 +406,8 @@ def split_dataset(
     download: bool = True,
 ) -> torch.utils.data.Dataset:
     """The torchvision dataset of one split, for a ``DataLoader`` (chapter 3)."""
+    import torch
+
     index = split_indices(split)
     dataset = mnist_dataset(split != "test", root, transform, download)
     return torch.utils.data.Subset(dataset, list(index))
@@ -320,12 +437,16 @@ class TensorLoader:
         self.labels = labels
         self.batch_size = batch_size
         self.shuffle = shuffle
+        import torch
+
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return (len(self.labels) + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        import torch
+
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else None
         for start in range(0, n, self.batch_size):

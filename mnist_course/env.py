@@ -45,8 +45,14 @@ def check_version(name: str, found: str | None, wanted: SpecifierSet) -> Check:
     """Compare one installed version with its supported range."""
     if found is None:
         return Check(name, "not installed", False, f"install it: pip install '{name}{wanted}'")
-    ok = Version(found.split("+")[0]) in wanted
-    advice = "" if ok else f"supported: {name}{wanted}; reinstall with: pip install -e '.[dev]'"
+    # Pre-releases count (NGC containers ship torch 2.5.0a0+...); `in` alone would refuse them.
+    ok = wanted.contains(Version(found.split("+")[0]), prereleases=True)
+    advice = (
+        ""
+        if ok
+        else f"supported: {name}{wanted}; install the tested versions with: make lab "
+        f"(or pip install -c constraints.txt -e '.[lab]')"
+    )
     return Check(name, found, ok, advice)
 
 

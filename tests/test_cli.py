@@ -1,15 +1,23 @@
-"""The mnist-course command line: arguments, errors and a training run on tiny data."""
+"""The mnist-course command line: arguments, errors, a training run on tiny data, and a
+plain install (no extras) in which `--help`, `check` and `train` still work."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import types
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 import torch
+from packaging.requirements import Requirement
 from torchvision import datasets
 
-from mnist_course import cli, models, training
+from mnist_course import cli, data, models, training
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -74,3 +82,144 @@ def test_check_command_and_module_entry_point(tiny):
     # the tiny files are not the real MNIST: the check must say so and exit 1
     assert result.returncode == 1 and "FIX  MNIST data" in result.stdout
     assert "ok   torch" in result.stdout
+
+
+def test_model_names_match_the_models():
+    assert sorted(cli.MODEL_NAMES) == sorted(models.MODELS)
+
+
+def run_python(code: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+
+
+HEAVY = ("torch", "torchvision", "numpy", "nbformat", "nbconvert", "nbclient", "matplotlib")
+IMPORTED = """
+import sys
+from mnist_course import cli
+try:
+    cli.main(sys.argv[1:])
+finally:
+    print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [(["--help"], "grade"), (["train", "--epochs", "0"], "must be at least 1"), (["fly"], "fly")],
+)
+def test_help_and_bad_arguments_import_no_heavy_package(args, expected):
+    result = run_python(IMPORTED.format(heavy=HEAVY), *args)
+    assert expected in result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "[]"  # nothing heavy was imported
+
+
+def test_grade_command_passes_its_arguments(monkeypatch, tmp_path):
+    calls = []
+    fake = types.ModuleType("mnist_course.grade")
+    fake.main = lambda paths, json_out=None, timeout=300: (
+        calls.append((paths, json_out, timeout)) or 3
+    )
+    monkeypatch.setitem(sys.modules, "mnist_course.grade", fake)
+    assert cli.main(["grade", "a.ipynb", "b", "--json", "g.json", "--timeout", "20"]) == 3
+    assert calls == [([Path("a.ipynb"), Path("b")], Path("g.json"), 20.0)]
+    assert cli.main(["grade", "c"]) == 3 and calls[-1] == ([Path("c")], None, 300.0)
+
+
+@pytest.mark.parametrize("command", ["student", "slides", "grade"])
+def test_teacher_tools_without_the_lab_extra_name_it(command, tmp_path, monkeypatch, capsys):
+    notebook = tmp_path / "n.ipynb"
+    notebook.write_text("{}")
+    monkeypatch.delitem(sys.modules, f"mnist_course.{command}", raising=False)
+    for name in ("nbformat", "nbclient", "nbconvert"):
+        monkeypatch.setitem(sys.modules, name, None)  # None in sys.modules: "not installed"
+    assert cli.main([command, str(notebook)]) == 1
+    err = capsys.readouterr().err
+    assert f"'mnist-course {command}' needs the package" in err
+    assert 'pip install "mnist-course[lab]"' in err
+
+
+# --- A plain install: `pip install mnist-course`, no extras --------------------------------
+
+
+def plain_distributions() -> set[str]:
+    """The distributions a plain install of the course brings: its requirements, recursively."""
+    wanted, todo = set(), ["mnist-course"]
+    while todo:
+        name = todo.pop()
+        key = name.lower().replace("_", "-")
+        if key in wanted:
+            continue
+        wanted.add(key)
+        for line in metadata.requires(name) or []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return wanted
+
+
+def blocked_modules() -> list[str]:
+    """Top-level modules that only the extras (or nothing of the course) bring."""
+    plain = plain_distributions()
+    blocked = []
+    for module, dists in metadata.packages_distributions().items():
+        if not any(d.lower().replace("_", "-") in plain for d in dists):
+            blocked.append(module)
+    return sorted(blocked)
+
+
+BLOCKER = """
+import importlib.abc, json, sys
+
+BLOCKED = set(json.loads(sys.argv[1]))
+
+
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, Blocker())
+from mnist_course import cli, data
+
+data.MNIST_FILES = tuple(data.RawFile(*spec) for spec in json.loads(sys.argv[2]))
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+
+@pytest.fixture
+def plain(tiny, tmp_path):
+    """Run the command line with every package outside a plain install made unimportable."""
+    blocked = blocked_modules()
+    for extra_only in ("nbformat", "nbclient", "jupyterlab", "ipykernel", "pytest", "playwright"):
+        assert extra_only in blocked  # the blocker does block what it must
+    specs = json.dumps([[f.name, f.magic, f.count, f.md5] for f in data.MNIST_FILES])
+    env = {**__import__("os").environ, "MNIST_COURSE_DEVICE": "cpu"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return run_python(BLOCKER, json.dumps(blocked), specs, *args, env=env)
+
+    return run
+
+
+def test_plain_install_help_check_and_train(plain, tiny):
+    helped = plain("--help")
+    assert helped.returncode == 0 and "train" in helped.stdout, helped.stderr
+    checked = plain("check", "--data-root", str(tiny))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "ok   torch" in checked.stdout and "ok   MNIST data" in checked.stdout
+    trained = plain("train", "--epochs", "1", "--data-root", str(tiny), "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    assert "epoch 1: test loss" in trained.stdout
+
+
+def test_plain_install_teacher_tool_names_the_extra(plain, tmp_path):
+    notebook = tmp_path / "n.ipynb"
+    notebook.write_text("{}")
+    result = plain("student", str(notebook))
+    assert result.returncode == 1 and 'pip install "mnist-course[lab]"' in result.stderr
+    assert "Traceback" not in result.stderr

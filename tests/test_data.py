@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import os
 import stat
 import threading
@@ -108,17 +107,15 @@ def mirror(tiny, tmp_path, monkeypatch) -> Iterator[Path]:
     """Serve the tiny files, gzipped, over HTTP on loopback, as torchvision downloads them."""
     served = tmp_path / "mirror"
     served.mkdir()
-    resources = []
     for spec in data.MNIST_FILES:
         gz = served / f"{spec.name}.gz"
         gz.write_bytes(gzip.compress((tiny / "MNIST" / "raw" / spec.name).read_bytes()))
-        resources.append((gz.name, hashlib.md5(gz.read_bytes()).hexdigest()))
     handler = functools.partial(QuietHandler, directory=str(served))
     with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_port}/"
+        # the course downloads from torchvision's list of mirrors
         monkeypatch.setattr(datasets.MNIST, "mirrors", [url, url + "missing/"])
-        monkeypatch.setattr(datasets.MNIST, "resources", resources)
         yield served
         server.shutdown()
 
@@ -151,13 +148,58 @@ def test_failed_download_leaves_nothing_behind(mirror, tmp_path, monkeypatch):
     assert not root.exists()
 
 
-def test_corrupt_download_is_rejected(mirror, tmp_path):
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda b: b[:-1] + bytes([(b[-1] + 1) % 256]), "md5"),  # one byte changed
+        (lambda b: b[:-3], "truncated"),
+    ],
+)
+def test_corrupt_download_is_rejected_by_the_course_check(mirror, tmp_path, damage, match):
     gz = mirror / "train-labels-idx1-ubyte.gz"
-    gz.write_bytes(gzip.compress(b"\0\0\x08\x01" + b"\0" * 10))
+    gz.write_bytes(gzip.compress(damage(gzip.decompress(gz.read_bytes()))))
     root = tmp_path / "new"
-    with pytest.raises((data.MNISTCorruptError, data.MNISTNotFoundError)):
+    with pytest.raises(data.MNISTCorruptError, match=match) as info:
         data.ensure_mnist(root)
-    assert not root.exists()
+    assert "train-labels-idx1-ubyte" in str(info.value)
+    assert "MNIST was not found" not in str(info.value)
+    assert not root.exists()  # nothing half-written is kept
+
+
+def test_a_download_that_is_not_gzip_is_corrupt(mirror, tmp_path):
+    (mirror / "t10k-images-idx3-ubyte.gz").write_bytes(b"<html>a login page</html>")
+    with pytest.raises(data.MNISTCorruptError, match="t10k-images-idx3-ubyte.*not a gzip file"):
+        data.ensure_mnist(tmp_path / "new")
+
+
+def test_md5_is_computed_once_then_taken_from_the_stamp(tiny, monkeypatch):
+    hashed = []
+    real_md5 = data._md5_of
+    monkeypatch.setattr(data, "_md5_of", lambda path: hashed.append(path.name) or real_md5(path))
+    data.ensure_mnist(tiny, download=False)
+    assert len(hashed) == len(data.MNIST_FILES)
+    assert data.verified_stamp().is_file()
+    monkeypatch.setattr(data, "_verified_here", set())  # as a new process would start
+    data.ensure_mnist(tiny, download=False)
+    assert len(hashed) == len(data.MNIST_FILES)  # no file hashed again
+
+
+def test_a_file_changed_after_its_check_is_checked_again(tiny):
+    data.ensure_mnist(tiny, download=False)
+    path = tiny / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    before = path.stat()
+    content = bytearray(path.read_bytes())
+    content[-1] ^= 0xFF  # same size, and the old modification time put back:
+    path.write_bytes(bytes(content))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(data.MNISTCorruptError, match="md5"):
+        data.ensure_mnist(tiny, download=False)
+
+
+def test_an_unwritable_cache_folder_is_no_error(tiny, monkeypatch, tmp_path):
+    (tmp_path / "cache-file").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-file"))
+    assert data.ensure_mnist(tiny, download=False) == tiny.resolve()
 
 
 def test_tensor_loader_batches_and_shuffles():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from packaging.specifiers import SpecifierSet
 
 from mnist_course import data, env
@@ -9,7 +10,7 @@ from mnist_course import data, env
 
 def test_supported_ranges_come_from_the_package_metadata():
     ranges = env.supported_ranges()
-    assert "3.11.7" in ranges["python"]
+    assert "3.11.7" in ranges["python"] and "3.9.6" not in ranges["python"]
     assert "2.14.1" in ranges["torch"] and "0.29.1" in ranges["torchvision"]
     assert set(env.CHECKED_PACKAGES) <= set(ranges)
     assert "jupyterlab" not in ranges  # dev extras are not runtime requirements
@@ -22,6 +23,19 @@ def test_check_version():
     assert not bad.ok and "pip install" in bad.advice
     missing = env.check_version("tqdm", None, SpecifierSet(">=4"))
     assert not missing.ok and missing.found == "not installed"
+
+
+@pytest.mark.parametrize(
+    "found", ["2.5.0a0+872d972e41", "2.6.0rc1", "2.14.1+cpu", "2.15.0.dev20260101"]
+)
+def test_check_version_accepts_pre_release_and_local_builds(found):
+    # NGC containers ship pre-release torch builds such as 2.5.0a0+872d972e41
+    assert env.check_version("torch", found, SpecifierSet(">=2.4,<3")).ok
+
+
+def test_check_version_still_refuses_a_pre_release_out_of_range():
+    assert not env.check_version("torch", "3.0.0a0+abc", SpecifierSet(">=2.4,<3")).ok
+    assert not env.check_version("torch", "2.3.0a0", SpecifierSet(">=2.4,<3")).ok
 
 
 def test_check_environment_reports_missing_data(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from jupyter_server import make_lab
+from lab_server import make_lab
 
 
 def get(url: str) -> tuple[int, bytes]:

@@ -1,38 +1,102 @@
-"""The project's set-up files agree with each other."""
+"""The project's set-up files agree with each other, and `make` stops early and clearly."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
-import tomllib
+import pytest
 import yaml
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+REQUIRES_PYTHON = SpecifierSet(PYPROJECT["project"]["requires-python"])
 
 
-def test_environment_yml_installs_this_package_with_a_supported_python():
+def pins() -> dict[str, str]:
+    """constraints.txt as {normalized name: version}."""
+    found = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not an exact pin"
+            found[normalize(name)] = version.strip()
+    return found
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def direct_requirements() -> list[Requirement]:
+    project = PYPROJECT["project"]
+    lines = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        lines += [line for line in extra if not line.startswith("mnist-course")]
+    return [Requirement(line) for line in lines]
+
+
+def test_environment_yml_installs_the_lab_set_with_a_supported_python():
     spec = yaml.safe_load((ROOT / "environment.yml").read_text())
     assert spec["name"] == "mnist-course"
     deps = spec["dependencies"]
     python = next(d for d in deps if isinstance(d, str) and d.startswith("python="))
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    supported = SpecifierSet(pyproject["project"]["requires-python"])
-    assert python.split("=", 1)[1] + ".0" in supported
+    assert python.split("=", 1)[1] + ".0" in REQUIRES_PYTHON
     pip_section = next(d["pip"] for d in deps if isinstance(d, dict))
-    assert pip_section == ["-e .[dev]"]
+    assert pip_section == ["-c constraints.txt", "-e .[lab]"]
 
 
-def test_pyproject_admits_the_torch_pair_installable_here():
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    deps = {
-        d.split(">")[0].split("<")[0].split("=")[0]: d for d in pyproject["project"]["dependencies"]
-    }
-    for name, version in [("torch", "2.14.1"), ("torchvision", "0.29.1")]:
-        assert version in SpecifierSet(deps[name][len(name) :])
-    dev = " ".join(pyproject["project"]["optional-dependencies"]["dev"])
-    for tool in ("jupyterlab", "nbval", "pytest", "ruff"):
-        assert tool in dev
+def test_every_lower_bound_is_the_tested_version():
+    tested = pins()
+    for req in direct_requirements():
+        floors = [s.version for s in req.specifier if s.operator == ">="]
+        assert floors == [tested[normalize(req.name)]], (
+            f"{req}: tested {tested[normalize(req.name)]}"
+        )
+        assert tested[normalize(req.name)] in req.specifier
+
+
+def test_the_tools_that_gate_the_tests_are_pinned():
+    tested = pins()
+    for tool in ("ruff", "playwright", "pytest", "nbval", "torch", "torchvision", "numpy"):
+        assert tool in tested
+    assert "mnist-course" not in tested  # the project itself is never pinned
+
+
+def test_extras_lab_for_learners_and_dev_on_top():
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    lab = {normalize(Requirement(r).name) for r in extras["lab"]}
+    assert {"jupyterlab", "ipykernel", "jupyterlab-rise", "ipywidgets", "ipycanvas"} <= lab
+    assert {"nbformat", "nbclient", "nbconvert"} <= lab  # the teacher's tools
+    dev = {normalize(Requirement(r).name) for r in extras["dev"]}
+    assert "mnist-course" in dev and "mnist-course[lab]" in extras["dev"]
+    assert {"nbval", "pytest", "ruff", "playwright", "pre-commit", "pyyaml"} <= dev
+    assert not dev & lab - {"mnist-course"}  # each tool in one place
+    assert not {"pytest", "ruff", "playwright", "pre-commit", "nbval"} & lab
+
+
+def test_build_backend_reads_the_spdx_license():
+    assert PYPROJECT["project"]["license"] == "MIT"
+    (setuptools,) = [Requirement(r) for r in PYPROJECT["build-system"]["requires"]]
+    assert setuptools.name == "setuptools" and "76.9" not in setuptools.specifier
+    assert "77.0" in setuptools.specifier  # the first setuptools that reads `license = "MIT"`
+
+
+def test_makefile_python_versions_match_requires_python():
+    makefile = (ROOT / "Makefile").read_text()
+    supported = re.search(r"^SUPPORTED_PYTHONS := (.+)$", makefile, re.M).group(1).split()
+    assert all(f"{v}.0" in REQUIRES_PYTHON for v in supported)
+    minor = [int(v.split(".")[1]) for v in supported]
+    for outside in (f"3.{min(minor) - 1}.9", f"3.{max(minor) + 1}.0"):
+        assert outside not in REQUIRES_PYTHON
+    assert "-c $(CONSTRAINTS)" in makefile and "CONSTRAINTS := constraints.txt" in makefile
 
 
 def test_ci_runs_the_readme_test_command():
@@ -40,3 +104,73 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make lab" in readme
     assert ci.strip().splitlines()[-1] == "make test"
+
+
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+@needs_make
+def test_make_lab_stops_on_an_unsupported_python(tmp_path):
+    fake = tmp_path / "python3.9"  # a stand-in for macOS's Python 3.9
+    fake.write_text("#!/bin/sh\necho 3.9\n")
+    fake.chmod(0o755)
+    venv = tmp_path / "venv"
+    result = subprocess.run(
+        ["make", "-s", "lab", f"PYTHON={fake}", f"VENV={venv}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "is Python 3.9, but the course needs Python 3.11 to 3.13" in result.stderr
+    assert "make lab PYTHON=python3.11" in result.stderr
+    assert not venv.exists()  # nothing half-made is left for the next run to reuse
+
+
+@needs_make
+def test_a_half_made_venv_is_rebuilt_and_a_good_one_kept(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)  # what an interrupted `python -m venv` can leave
+    marker = venv / ".venv-complete"
+    command = [
+        "make",
+        "-s",
+        str(marker),
+        f"VENV={venv}",
+        f"PYTHON={sys.executable}",
+        "UPGRADE_PIP=0",
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "half-made" in result.stdout and marker.is_file()
+    assert subprocess.run([venv / "bin" / "python", "-c", "import pip"]).returncode == 0
+    marker.unlink()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "keeping it" in result.stdout
+
+
+SKIPPING = """
+import pytest
+
+def test_needs_a_tool():
+    pytest.skip("chromium is missing")
+
+@pytest.mark.xfail(strict=True, reason="known")
+def test_known_failure():
+    assert False
+"""
+
+
+@pytest.mark.parametrize(
+    "ci, outcome", [("true", "1 failed, 1 xfailed"), ("", "1 skipped, 1 xfailed")]
+)
+def test_in_ci_a_skip_is_a_failure(tmp_path, ci, outcome):
+    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_skipping.py").write_text(SKIPPING)
+    env = {**os.environ, "CI": ci}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+         "--rootdir", str(tmp_path), str(tmp_path)],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert outcome in result.stdout, result.stdout
+    if ci:
+        assert "CI is set" in result.stdout

@@ -10,18 +10,23 @@ import torch
 
 from mnist_course import runtime
 
+GENERATORS = {
+    "random": random.random,
+    "numpy": lambda: float(np.random.rand()),  # noqa: NPY002  (the global generator)
+    "torch": lambda: torch.rand(1).item(),
+}
 
-def draw() -> tuple[float, float, float]:
-    return random.random(), float(np.random.rand())  # noqa: NPY002, torch.rand(1).item()
 
-
-def test_set_seed_makes_all_three_generators_repeat():
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_set_seed_makes_each_generator_repeat(name):
+    draw = GENERATORS[name]
     runtime.set_seed(7)
-    first = draw()
+    first = [draw() for _ in range(3)]
+    draw()  # move the generator on: only set_seed can bring it back
     runtime.set_seed(7)
-    assert draw() == first
+    assert [draw() for _ in range(3)] == first, f"set_seed does not seed {name}"
     runtime.set_seed(8)
-    assert draw() != first
+    assert [draw() for _ in range(3)] != first
 
 
 @pytest.mark.parametrize("seed", [1.5, "3", None, True])
