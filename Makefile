@@ -81,9 +81,12 @@ format: $(DEV_STAMP)
 
 # Re-execute every chapter in place, top to bottom in a fresh kernel, without timing metadata.
 # CoalesceStreams keeps only what a progress bar finally shows (nbval compares just that).
+# No widget state is stored: the demos' stored output is then their one-line description, which
+# the offline decks can show (they have no widget renderer).
 notebooks: $(LAB_STAMP)
 	cd notebooks && $(abspath $(BIN))/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.timeout=600 \
+	    --ExecutePreprocessor.store_widget_state=False \
 	    --NotebookExporter.preprocessors=nbconvert.preprocessors.CoalesceStreamsPreprocessor \
 	    $(or $(NOTEBOOKS),*.ipynb)
 
