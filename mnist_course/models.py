@@ -1,4 +1,4 @@
-"""The networks of the course: the lecture notes' MLP (chapter 4) and a small CNN (chapter 5)."""
+"""The networks of the course: the lecture notes' MLP (chapter 5) and a small CNN (chapter 6)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from torch import nn
 
 
 class MLP(nn.Module):
-    """The lecture notes' network: 784-512-256-128-64-10, ReLU between layers (chapter 4).
+    """The lecture notes' network: 784-512-256-128-64-10, ReLU between layers (chapter 5).
+
+    Chapter 5 writes the same class out as the lecture does (``class Net``) and
+    checks that it equals this one; the command line and chapter 6 use this one.
 
     It outputs raw logits: the softmax is inside ``CrossEntropyLoss`` (chapter 2).
     """
@@ -31,7 +34,7 @@ class MLP(nn.Module):
 
 
 class CNN(nn.Module):
-    """A small LeNet-style CNN with batch norm: 99% on MNIST in a minute on a CPU (chapter 5)."""
+    """A small LeNet-style CNN with batch norm: 99% on MNIST in a minute on a CPU (chapter 6)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -62,5 +65,5 @@ def build_model(name: str) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """The number of trainable parameters (chapter 5's comparison)."""
+    """The number of trainable parameters (chapters 5 and 6)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -32,3 +32,9 @@ def test_cnn_is_small():
 def test_unknown_model_names_the_choices():
     with pytest.raises(ValueError, match=r"\['cnn', 'mlp'\]"):
         models.build_model("resnet")
+
+
+def test_mlp_parameters_have_the_lecture_s_names():
+    """The lecture's `Net` (chapter 5) and MLP name their layers alike, so weights move across."""
+    names = [name for name, _ in models.MLP().named_parameters()]
+    assert names == [f"l{i}.{kind}" for i in range(1, 6) for kind in ("weight", "bias")]

@@ -107,3 +107,35 @@ def test_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         training.save_checkpoint(models.MLP(), path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.pt"]
+
+
+def schedule(cycle_momentum: bool, steps: int = 100):
+    """(learning rate, momentum) before each of ``steps`` batches, read from the optimiser."""
+    optimizer, scheduler = training.one_cycle_sgd(
+        torch.nn.Linear(2, 2), 0.1, 1, steps, cycle_momentum=cycle_momentum
+    )
+    seen = []
+    for _ in range(steps):
+        group = optimizer.param_groups[0]
+        seen.append((group["lr"], group["momentum"]))
+        optimizer.step()
+        scheduler.step()
+    return seen, optimizer
+
+
+def test_one_cycle_sgd_cycles_momentum_against_the_rate():
+    seen, optimizer = schedule(cycle_momentum=True)
+    lrs, moms = zip(*seen, strict=True)
+    peak = max(range(len(lrs)), key=lrs.__getitem__)
+    assert peak == 29  # 30% of 100 steps: the last warm-up step
+    assert lrs[0] == pytest.approx(0.1 / 25) and lrs[peak] == pytest.approx(0.1)
+    assert lrs[-1] < 1e-4
+    assert moms[0] == pytest.approx(0.95) and moms[peak] == pytest.approx(0.85)
+    assert moms[-1] > 0.949 and min(moms) == pytest.approx(0.85)
+    assert optimizer.param_groups[0]["nesterov"]
+
+
+def test_one_cycle_sgd_can_keep_momentum_constant():
+    seen, _ = schedule(cycle_momentum=False)
+    assert {m for _, m in seen} == {0.9}
+    assert max(lr for lr, _ in seen) == pytest.approx(0.1)

@@ -1,0 +1,390 @@
+"""Exercises and quiz of chapter 5 (Training the lecture's network).
+
+- ``train_one_epoch``: the body of the training loop. ``fn(model, loader,
+  optimizer)`` trains for one pass over ``loader`` and returns the mean
+  training loss. Checked on a tiny synthetic problem against the course's
+  loop: the loss must fall, the weights must move exactly as one
+  ``zero_grad`` / ``backward`` / ``step`` per batch moves them, in train mode;
+- ``accuracy``: ``fn(model, loader)`` returns the share of correct
+  predictions, a number in [0, 1]. Checked with a fake model whose accuracy
+  is known, in eval mode and without gradients, on a loader whose last batch
+  is smaller than the others.
+
+``mnist_course.training``'s loops (and metric libraries) are unavailable
+while the learner's function runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from mnist_course import quiz
+from mnist_course.exercises import NotYet, as_float, call, checker
+
+EXERCISES: tuple[str, ...] = ("train_one_epoch", "accuracy")
+
+TRAINING_LOOPS = [
+    "mnist_course.training.train_epoch",
+    "mnist_course.training.fit",
+    "mnist_course.training.evaluate",
+    "mnist_course.training.predict",
+]
+_METRICS = [
+    "torchmetrics.functional.accuracy",
+    "torchmetrics.Accuracy",
+    "torchmetrics.classification.MulticlassAccuracy",
+    "sklearn.metrics.accuracy_score",
+]
+# Metric libraries are forbidden where they are installed (they are not required).
+ACCURACY_FORBIDDEN = TRAINING_LOOPS + [
+    path for path in _METRICS if importlib.util.find_spec(path.split(".")[0]) is not None
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 1: the body of the training loop
+# ---------------------------------------------------------------------------------------------
+
+
+class ModeRecorder(nn.Module):
+    """A small classifier that records the mode it runs in and every ``train()``/``eval()``."""
+
+    def __init__(self, features: int = 8, classes: int = 3, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.hidden = nn.Linear(features, 16)
+        self.out = nn.Linear(16, classes)
+        self.modes_seen: list[bool] = []  # self.training at each forward
+        self.mode_calls: list[bool] = []  # the argument of each train(mode) call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.modes_seen.append(self.training)
+        return self.out(torch.relu(self.hidden(x)))
+
+    def train(self, mode: bool = True) -> ModeRecorder:
+        if hasattr(self, "mode_calls"):
+            self.mode_calls.append(bool(mode))
+        return super().train(mode)
+
+
+class CountingSGD(torch.optim.SGD):
+    """Plain SGD that counts its ``step()`` and ``zero_grad()`` calls."""
+
+    def __init__(self, params: Any, lr: float) -> None:
+        super().__init__(params, lr=lr)
+        self.steps = 0
+        self.zero_grads = 0
+
+    def step(self, closure: Any = None) -> Any:
+        self.steps += 1
+        return super().step(closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.zero_grads += 1
+        super().zero_grad(set_to_none)
+
+
+def toy_batches(
+    n_batches: int = 6, size: int = 16, features: int = 8, seed: int = 1
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Fixed mini-batches of a learnable 3-class problem (the class is the largest of 3 sums)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_batches * size, features, generator=g)
+    y = torch.stack([x[:, 0:2].sum(1), x[:, 2:4].sum(1), x[:, 4:6].sum(1)], 1).argmax(1)
+    return [(x[i : i + size], y[i : i + size]) for i in range(0, len(y), size)]
+
+
+def _mean_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    with torch.no_grad():
+        return float(torch.stack([F.cross_entropy(model(x), y) for x, y in batches]).mean())
+
+
+def reference_epoch(
+    model: nn.Module,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    zero_grad: bool = True,
+) -> list[float]:
+    """The course's loop body (``zero_grad=False``: the classic mistake); the batches' losses."""
+    model.train()
+    losses = []
+    for inputs, targets in batches:
+        loss = F.cross_entropy(model(inputs), targets)
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+LR = 0.2
+
+
+def _setup(eval_first: bool = False) -> tuple[ModeRecorder, list, CountingSGD]:
+    model = ModeRecorder()
+    if eval_first:
+        model.eval()
+    model.mode_calls.clear()
+    return model, toy_batches(), CountingSGD(model.parameters(), LR)
+
+
+def _params(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+@checker("train_one_epoch")
+def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
+    """``train_one_epoch(model, loader, optimizer)`` -> the mean training loss of the epoch."""
+    model, batches, optimizer = _setup(eval_first=True)  # as an evaluation would leave it
+    before, start = _params(model), _mean_loss(model, batches)
+    model.modes_seen.clear()
+    result = call(train_one_epoch, model, batches, optimizer, forbidden=TRAINING_LOOPS)
+    after = _params(model)
+    ref_model, _, ref_optimizer = _setup()
+    batch_losses = reference_epoch(ref_model, batches, ref_optimizer)
+    expected_loss = sum(batch_losses) / len(batch_losses)
+    no_zero_model, _, no_zero_optimizer = _setup()
+    reference_epoch(no_zero_model, batches, no_zero_optimizer, zero_grad=False)
+    order = "for each batch: outputs = model(inputs), loss = criterion(outputs, targets), "
+    order += "optimizer.zero_grad(), loss.backward(), optimizer.step()."
+    if False in model.mode_calls:
+        raise NotYet(
+            "you called model.eval() in the training loop: eval mode is for measuring "
+            "(dropout off, batch norm frozen), not for learning.",
+            "call model.train() once at the start of the epoch, and eval() only in test().",
+        )
+    if not model.modes_seen:
+        raise NotYet("your function never called the model.", order)
+    if not all(model.modes_seen):
+        raise NotYet(
+            "the model ran in eval mode: an evaluation before left it there. Switch it back "
+            "with model.train() at the start of the epoch.",
+            "the first line of the function: model.train().",
+        )
+    if optimizer.steps == 0:
+        raise NotYet(
+            "the weights did not move: the optimiser never stepped. Call optimizer.step() "
+            "after loss.backward().",
+            order,
+        )
+    if optimizer.steps != len(batches):
+        raise NotYet(
+            f"the optimiser stepped {optimizer.steps} times for {len(batches)} batches: "
+            "one step per batch, inside the loop.",
+            order,
+        )
+    if torch.equal(before, after):
+        raise NotYet(
+            "step() ran but the weights did not move: the gradients were empty when it ran. "
+            "Call loss.backward() before step(), and zero_grad() before backward(), not between.",
+            order,
+        )
+    if torch.allclose(after, _params(no_zero_model), atol=1e-6, rtol=1e-5):
+        raise NotYet(
+            "the weights moved too far: without zero_grad() the gradients of every earlier "
+            "batch pile up (backward() adds to .grad), so each step uses their sum.",
+            "call optimizer.zero_grad() once per batch, before loss.backward().",
+        )
+    if not torch.allclose(after, _params(ref_model), atol=1e-5, rtol=1e-4):
+        end = _mean_loss(model, batches)
+        fell = "fell" if end < start else "did not fall"
+        raise NotYet(
+            f"the loss {fell}, but the weights differ from one SGD step per batch on the "
+            "cross-entropy (mean over the batch).",
+            "use criterion = nn.CrossEntropyLoss() (or F.cross_entropy) on the model's "
+            "outputs and the targets; " + order,
+        )
+    if _mean_loss(model, batches) >= start:
+        raise NotYet("the loss did not fall during the epoch.", order)
+    if isinstance(result, (tuple, list)):
+        raise NotYet(
+            f"your function returned a {type(result).__name__}; return one number, the "
+            "mean training loss of the epoch.",
+            "return running_loss / number_of_batches.",
+        )
+    value = as_float(result, "your function")
+    if not np.isfinite(value):
+        raise NotYet(f"your function returned {value}; return the mean training loss.")
+    if abs(value - expected_loss) > 1e-5:
+        wrong = {
+            "the sum of the batches' losses; divide it by the number of batches": sum(batch_losses),
+            "the last batch's loss; return the mean over all the batches": batch_losses[-1],
+        }
+        for what, number in wrong.items():
+            if abs(value - number) < 1e-4:
+                raise NotYet(
+                    f"the training is right, but you returned {what}.",
+                    "running_loss += loss.item() in the loop; return running_loss / len(loader).",
+                )
+        raise NotYet(
+            f"the training is right, but you returned {value:.4g}, not the mean of the "
+            f"batches' losses ({expected_loss:.4g}).",
+            "add loss.item() of each batch to a running sum; return the sum divided by the "
+            "number of batches.",
+        )
+    return (
+        f"one zero_grad / backward / step per batch, in train mode: the weights moved as "
+        f"the course's loop moves them, and the loss fell from {start:.3f} to "
+        f"{_mean_loss(model, batches):.3f}."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 2: the accuracy of a model on a loader
+# ---------------------------------------------------------------------------------------------
+
+BATCH = 32
+# Correct predictions per batch in eval mode (batches of 32, 32 and 10 images) and in train mode.
+EVAL_CORRECT = (24, 20, 6)
+TRAIN_CORRECT = (13, 11, 6)
+
+
+class KnownAnswers(nn.Module):
+    """A fake classifier whose accuracy is known: right on chosen images, wrong on the rest.
+
+    Each input row carries its image's index. In train mode it answers worse,
+    as a network with dropout does; it records the mode and whether gradients
+    were on at each forward.
+    """
+
+    def __init__(self, labels: torch.Tensor) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))  # so outputs need grad unless no_grad
+        self.eval_logits = self._logits(labels, EVAL_CORRECT, offset=0)
+        self.train_logits = self._logits(labels, TRAIN_CORRECT, offset=3)
+        self.modes_seen: list[bool] = []
+        self.grad_seen: list[bool] = []
+
+    @staticmethod
+    def _logits(labels: torch.Tensor, correct: tuple[int, ...], offset: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(7 + offset)
+        logits = torch.randn(len(labels), 10, generator=g)
+        predicted = (labels + 1 + torch.arange(len(labels)) % 9) % 10  # never the label
+        for b, k in enumerate(correct):
+            start = b * BATCH
+            right = slice(start + offset, start + offset + k)
+            predicted[right] = labels[right]
+        logits[torch.arange(len(labels)), predicted] += 10.0
+        return logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.modes_seen.append(self.training)
+        self.grad_seen.append(torch.is_grad_enabled())
+        index = x[:, 0].long()
+        table = self.train_logits if self.training else self.eval_logits
+        return table[index] * self.scale
+
+
+def accuracy_case() -> tuple[KnownAnswers, DataLoader, float]:
+    """The fake model (in train mode, as after training), its loader, and its true accuracy."""
+    n = 74  # batches of 32, 32 and 10 images
+    labels = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(3))
+    inputs = torch.stack([torch.arange(n, dtype=torch.float32), torch.zeros(n)], 1)
+    loader = DataLoader(TensorDataset(inputs, labels), batch_size=BATCH)
+    model = KnownAnswers(labels).train()
+    return model, loader, sum(EVAL_CORRECT) / n
+
+
+@checker("accuracy")
+def check_accuracy(accuracy: Callable[..., Any]) -> str:
+    """``accuracy(model, loader)`` -> correct predictions / images, a number in [0, 1]."""
+    model, loader, expected = accuracy_case()
+    n = len(loader.dataset)
+    result = call(accuracy, model, loader, forbidden=ACCURACY_FORBIDDEN)
+    if isinstance(result, (tuple, list)):
+        raise NotYet(
+            f"your function returned a {type(result).__name__}; return one number, the accuracy.",
+            "return correct / total.",
+        )
+    value = as_float(result, "your function")
+    sizes = [len(y) for _, y in loader]
+    steps = "model.eval(); then under torch.no_grad(): for each batch, predicted = "
+    steps += "outputs.argmax(dim=1), correct += (predicted == targets).sum().item(); "
+    steps += "total += len(targets); return correct / total."
+    if any(model.modes_seen):
+        raise NotYet(
+            "the model ran in train mode: call model.eval() before measuring (dropout and "
+            "batch norm act differently when training, and this model does too).",
+            steps,
+        )
+    if not np.isfinite(value):
+        raise NotYet(f"your function returned {value}; return correct / total.", steps)
+    if abs(value - expected) > 1e-6:
+        wrong = {
+            "a percentage; return a fraction in [0, 1]": 100 * expected,
+            "the number of correct predictions; divide it by the number of images": sum(
+                EVAL_CORRECT
+            ),
+            "the mean of the batches' accuracies, but the last batch is smaller (10 "
+            "images, not 32): count the correct ones and divide by the total once": float(
+                np.mean([k / s for k, s in zip(EVAL_CORRECT, sizes, strict=True)])
+            ),
+            "correct / (number of batches x batch size), but the last batch is smaller: "
+            "divide by the number of images you counted": sum(EVAL_CORRECT) / (len(sizes) * BATCH),
+            "the share of WRONG predictions": 1 - expected,
+        }
+        for what, number in wrong.items():
+            if abs(value - number) < 1e-6:
+                raise NotYet(f"you returned {what}.", steps)
+        raise NotYet(
+            f"on a test model whose accuracy is {expected:.4f} ({sum(EVAL_CORRECT)} of {n}), "
+            f"you returned {value:.4g}.",
+            steps,
+        )
+    if any(model.grad_seen):
+        raise NotYet(
+            "the number is right, but gradients were recorded during the measurement: wrap "
+            "the loop in `with torch.no_grad():` (it saves memory and time).",
+            steps,
+        )
+    return f"{sum(EVAL_CORRECT)} of {n} right = {expected:.4f}, in eval mode, without gradients."
+
+
+# ---------------------------------------------------------------------------------------------
+# Quiz
+# ---------------------------------------------------------------------------------------------
+
+QUIZ: dict[int, quiz.Question] = {
+    1: quiz.Question(
+        0.85,
+        "OneCycleLR cycles the momentum against the rate (cycle_momentum=True): 0.95 at the "
+        "start, base_momentum = 0.85 at the peak rate, 0.95 again at the end.",
+        tolerance=0.001,
+    ),
+    2: quiz.Question(
+        88,
+        "55,000 = 429 x 128 + 88: the last batch holds 88 images, so view(-1, 784) makes "
+        "it 88 x 784. The -1 is whatever number makes the element count work.",
+        tolerance=0.5,
+    ),
+    3: quiz.Question(
+        "b",
+        "the training loss is the mean over the epoch's batches, most of them seen while the "
+        "network was still poor; the validation loss is measured once, after the epoch.",
+    ),
+    4: quiz.Question(
+        "b",
+        "backward() adds to .grad; without zero_grad() each step uses the sum of all the "
+        "earlier batches' gradients, so the steps grow and point the wrong way.",
+    ),
+    5: quiz.Question(
+        "c",
+        "in the measured 100 epochs the training loss falls to almost 0 and the validation "
+        "accuracy stays on its plateau, while the validation loss climbs from its minimum: "
+        "the network grows over-confident on the images it gets wrong (over-fitting).",
+    ),
+}
+
+
+def check_quiz(answers: Any) -> quiz.QuizResult:
+    """Mark the chapter's quiz (``answers = {1: 0.85, 2: ..., ...}``)."""
+    return quiz.check("chapter 5", QUIZ, answers)
