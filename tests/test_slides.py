@@ -6,9 +6,13 @@ import re
 import shutil
 import subprocess
 import sys
+from html import escape
 from pathlib import Path
 
+import nbformat
 import pytest
+
+from mnist_course import slides
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = "01_cross_entropy_numpy"
@@ -97,3 +101,124 @@ def test_every_slide_fits_a_1280x720_projector(decks, browser):
                     too_tall.append(f"{deck.name} #/{h}/{v}: {height} px")
     page.close()
     assert not too_tall, f"slides taller than {SLIDE_HEIGHT} px (add a subslide break): {too_tall}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress bars and long lines (issue 9: the projector shows them right)
+# ---------------------------------------------------------------------------------------------
+
+STDERR_BLOCK = 'data-mime-type="application/vnd.jupyter.stderr"'
+BAR = "epoch 1: 100%|##########| 2/2 [00:01<00:00,  1.00it/s]"
+
+
+def progress_notebook() -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell("for x in tqdm(range(2)): print(x)", execution_count=1)
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="epoch 1: loss 0.25\n"),
+        nbformat.v4.new_output(
+            "stream", name="stderr", text=f"epoch 1:  50%|#####     | 1/2 [00:00<?]\r{BAR}\n"
+        ),
+        nbformat.v4.new_output("stream", name="stdout", text="done\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="UserWarning: look here\n"),
+    ]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [cell]
+    return nb
+
+
+def test_progress_bars_become_plain_output_showing_their_final_line():
+    nb = progress_notebook()
+    shown = slides.for_slides(nb).cells[0].outputs
+    assert [(o.name, o.text) for o in shown] == [
+        ("stdout", f"epoch 1: loss 0.25\n{BAR}\ndone\n"),
+        ("stderr", "UserWarning: look here\n"),  # a real warning keeps its colour
+    ]
+    assert nb.cells[0].outputs[1].name == "stderr"  # the notebook itself is untouched
+
+
+def bars_shown_as_errors(html: str) -> list[str]:
+    """The stderr blocks of a deck that hold a progress bar."""
+    blocks = html.split(STDERR_BLOCK)[1:]
+    return [b[:200] for b in blocks if slides.PROGRESS_BAR.search(b[:2000])]
+
+
+def test_decks_show_no_progress_bar_as_an_error_block(decks, tmp_path):
+    """A deck built from a notebook with a progress bar, and every chapter that has one."""
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    toy = tmp_path / "progress.ipynb"
+    nbformat.write(progress_notebook(), toy)
+    shutil.copytree(decks / "assets", tmp_path / "assets")  # build_decks finds them present
+    (deck,) = slides.build_decks([toy], tmp_path)
+    html = deck.read_text(encoding="utf-8")
+    assert escape(BAR, quote=False) in html and not bars_shown_as_errors(html)
+    assert "UserWarning: look here" in html.split(STDERR_BLOCK)[1]  # a warning stays marked
+    raw, _ = slides.exporter().from_notebook_node(progress_notebook())
+    assert bars_shown_as_errors(raw), "nbconvert alone shows the bar as an error block"
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        streams = [
+            o
+            for c in nb.cells
+            if c.cell_type == "code"
+            for o in c.outputs
+            if o.output_type == "stream" and o.name == "stderr"
+        ]
+        if any(slides.PROGRESS_BAR.search(o.text) for o in streams):
+            html = (decks / f"{path.stem}.slides.html").read_text(encoding="utf-8")
+            assert "100%|" in html, f"{path.stem}: the progress bar's final line is not shown"
+            assert not bars_shown_as_errors(html), path.stem
+
+
+# For each code box of the present slide, with lines never wrapped: does its text's right edge
+# stay inside the code box and the slide? (The deck's CSS would wrap a longer line: visible,
+# but no longer the line the learner typed.)
+MEASURE_CODE = """() => {
+  const slide = [...document.querySelectorAll('.reveal .slides section.present')].pop();
+  const box = slide.getBoundingClientRect();
+  const scale = box.width / slide.offsetWidth;
+  return [...slide.querySelectorAll('.jp-InputArea-editor pre')].map(pre => {
+    const editor = pre.closest('.jp-InputArea-editor').getBoundingClientRect();
+    const keep = pre.style.whiteSpace;
+    pre.style.whiteSpace = 'pre';
+    const range = document.createRange();
+    range.selectNodeContents(pre);
+    const text = range.getBoundingClientRect();
+    pre.style.whiteSpace = keep;
+    const limit = Math.min(editor.right, box.right);
+    return {over: (text.right - limit) / scale, line: pre.textContent.split('\\n')
+      .reduce((a, b) => (b.length > a.length ? b : a), '')};
+  });
+}"""
+
+
+def test_no_code_line_is_wider_than_its_slide(decks, browser):
+    """Every code line of every deck fits its slide at 1280 x 720; screenshots in decks/shots."""
+    shots = decks / "shots"
+    shots.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    measured, too_wide = 0, []
+    for deck in sorted(decks.glob("*.slides.html")):
+        page.goto(deck.as_uri())
+        page.wait_for_selector(".reveal .slides section.present")
+        page.wait_for_timeout(1000)
+        layout = page.evaluate(
+            "() => [...document.querySelectorAll('.reveal .slides > section')]"
+            ".map(s => Math.max(1, s.querySelectorAll(':scope > section').length))"
+        )
+        for h, count in enumerate(layout):
+            for v in range(count):
+                page.evaluate(f"location.hash = '#/{h}/{v}'")
+                page.wait_for_timeout(100)
+                boxes = page.evaluate(MEASURE_CODE)
+                measured += len(boxes)
+                wide = [b for b in boxes if b["over"] > 1]
+                if boxes:
+                    page.wait_for_timeout(800)  # let the slide transition end for the picture
+                    name = f"{deck.name.removesuffix('.slides.html')}-{h}-{v}.png"
+                    page.screenshot(path=str(shots / name))
+                too_wide += [
+                    f"{deck.name} #/{h}/{v} ({b['over']:.0f} px): {b['line']}" for b in wide
+                ]
+    page.close()
+    assert measured > 20, "hardly any code found in the decks: the check would prove nothing"
+    assert not too_wide, f"code lines wider than the slide (see {shots}): {too_wide}"
