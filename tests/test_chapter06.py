@@ -1,0 +1,383 @@
+"""Chapter 6's checkers and quiz: right answers pass, each typical mistake gets its message."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mnist_course import chapter06, data, exercises
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "06_going_further.ipynb"
+ODD_RETURNS = [None, (24, 1), [24], "24", float("nan"), torch.zeros(2), {"size": 24}]
+
+
+@pytest.fixture(autouse=True)
+def fresh_hints():
+    exercises._failures.clear()
+    yield
+    exercises._failures.clear()
+
+
+# ----------------------------------------------------------------------------- conv_arithmetic
+
+
+def size(n, k, s=1, p=0):
+    return (n + 2 * p - k) // s + 1
+
+
+def params(i, o, k):
+    return o * (i * k * k + 1)
+
+
+def test_reference_formulas_match_pytorch():
+    for n, k, s, p in chapter06.SIZE_CASES:
+        out = nn.Conv2d(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, n, n))
+        assert out.shape[-1] == chapter06.output_size(n, k, s, p)
+        if p <= k // 2:  # max-pooling allows padding up to half the kernel
+            pooled = nn.MaxPool2d(k, stride=s, padding=p)(torch.zeros(1, 1, n, n))
+            assert pooled.shape[-1] == chapter06.output_size(n, k, s, p)
+    for i, o, k in chapter06.PARAM_CASES:
+        layer = nn.Conv2d(i, o, k)
+        assert sum(t.numel() for t in layer.parameters()) == chapter06.conv_parameters(i, o, k)
+
+
+@pytest.mark.parametrize(
+    "size_fn",
+    [
+        size,
+        lambda n, k, s=1, p=0: math.floor((n + 2 * p - k) / s) + 1,
+        lambda n, k, s=1, p=0: torch.tensor((n + 2 * p - k) // s + 1),
+        lambda n, k, s=1, p=0: float((n + 2 * p - k) // s + 1),
+    ],
+)
+def test_right_conv_arithmetic_passes(size_fn):
+    feedback = chapter06.check_conv_arithmetic(size_fn, params)
+    assert feedback.ok, feedback.message
+
+
+SIZE_MISTAKES = {
+    "add 1": lambda n, k, s=1, p=0: (n + 2 * p - k) // s,
+    "BOTH sides": lambda n, k, s=1, p=0: (n + p - k) // s + 1,
+    "stride is missing": lambda n, k, s=1, p=0: n + 2 * p - k + 1,
+    "round DOWN": lambda n, k, s=1, p=0: math.ceil((n + 2 * p - k) / s) + 1,
+    "not a whole number": lambda n, k, s=1, p=0: (n + 2 * p - k) / s + 1,
+    "expected": lambda n, k, s=1, p=0: n - k,
+}
+
+
+@pytest.mark.parametrize("message, size_fn", SIZE_MISTAKES.items(), ids=list(SIZE_MISTAKES))
+def test_each_size_mistake_gets_its_message(message, size_fn):
+    feedback = chapter06.check_conv_arithmetic(size_fn, params)
+    assert not feedback.ok and message in feedback.message, feedback.message
+
+
+PARAM_MISTAKES = {
+    "one bias": lambda i, o, k: o * i * k * k,
+    "ALL input channels": lambda i, o, k: o * (k * k + 1),
+    "k * k weights": lambda i, o, k: o * (i * k + 1),
+    "not per input channel": lambda i, o, k: o * i * k * k + i,
+    "expected": lambda i, o, k: i * o * k,
+}
+
+
+@pytest.mark.parametrize("message, param_fn", PARAM_MISTAKES.items(), ids=list(PARAM_MISTAKES))
+def test_each_parameter_mistake_gets_its_message(message, param_fn):
+    feedback = chapter06.check_conv_arithmetic(size, param_fn)
+    assert not feedback.ok and message in feedback.message, feedback.message
+
+
+def conv_size_with_torch(n, k, s=1, p=0):
+    return nn.Conv2d(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, n, n)).shape[-1]
+
+
+def conv_size_with_functional(n, k, s=1, p=0):
+    w = torch.zeros(1, 1, k, k)
+    return torch.nn.functional.conv2d(torch.zeros(1, 1, n, n), w, stride=s, padding=p).shape[-1]
+
+
+def pool_size_with_torch(n, k, s=1, p=0):
+    return nn.MaxPool2d(k, s, p)(torch.zeros(1, 1, n, n)).shape[-1]
+
+
+def params_with_torch(i, o, k):
+    return sum(t.numel() for t in nn.Conv2d(i, o, k).parameters())
+
+
+def params_with_course(i, o, k):
+    from mnist_course import models
+
+    return models.count_parameters(torch.nn.Conv2d(i, o, k))
+
+
+@pytest.mark.parametrize(
+    "size_fn, param_fn",
+    [
+        (conv_size_with_torch, params),
+        (conv_size_with_functional, params),
+        (pool_size_with_torch, params),
+        (size, params_with_torch),
+        (size, params_with_course),
+    ],
+)
+def test_calling_the_library_is_refused(size_fn, param_fn):
+    feedback = chapter06.check_conv_arithmetic(size_fn, param_fn)
+    assert not feedback.ok and "write it yourself, without" in feedback.message
+
+
+def test_refusing_the_library_restores_it():
+    chapter06.check_conv_arithmetic(conv_size_with_torch, params)
+    assert nn.Conv2d(1, 2, 3)(torch.zeros(1, 1, 5, 5)).shape == (1, 2, 3, 3)
+
+
+def raises(*args):
+    raise ValueError("oops")
+
+
+def not_written(*args):
+    raise NotImplementedError()
+
+
+@pytest.mark.parametrize("value", ODD_RETURNS, ids=repr)
+def test_odd_returns_never_raise(value):
+    for fns in ((lambda *a: value, params), (size, lambda *a: value)):
+        feedback = chapter06.check_conv_arithmetic(*fns)
+        assert not feedback.ok and feedback.message
+
+
+@pytest.mark.parametrize("fn", [raises, not_written, None, 42, "size"])
+def test_broken_functions_never_raise(fn):
+    assert not chapter06.check_conv_arithmetic(fn, params).ok
+    assert not chapter06.check_conv_arithmetic(size, fn).ok
+
+
+def test_raised_and_unwritten_are_named():
+    assert "ValueError: oops" in chapter06.check_conv_arithmetic(raises, params).message
+    assert "not written yet" in chapter06.check_conv_arithmetic(not_written, params).message
+
+
+def test_conv_hint_grows():
+    first = chapter06.check_conv_arithmetic(SIZE_MISTAKES["add 1"], params)
+    second = chapter06.check_conv_arithmetic(SIZE_MISTAKES["add 1"], params)
+    assert "Hint:" not in first.message and "Hint:" in second.message
+    assert (
+        "Hint:" in chapter06.check_conv_arithmetic(size, PARAM_MISTAKES["one bias"], hint=2).message
+    )
+    assert chapter06.check_conv_arithmetic(size, params).ok
+
+
+def test_the_hint_never_shows_the_solution():
+    for fns in ((SIZE_MISTAKES["add 1"], params), (size, PARAM_MISTAKES["one bias"])):
+        message = chapter06.check_conv_arithmetic(*fns, hint=2).message
+        assert "(size + 2p - k) // stride + 1" not in message or "places" in message
+        assert "return " not in message
+
+
+# ----------------------------------------------------------------------------- pick_on_validation
+
+
+def pick(results):
+    return max(results, key=lambda name: results[name]["val"])
+
+
+@pytest.mark.parametrize(
+    "pick_fn",
+    [
+        pick,
+        lambda r: max(r.items(), key=lambda kv: kv[1]["val"])[0],
+        lambda r: sorted(r, key=lambda n: r[n].get("val"))[-1],
+        lambda r: max((v["val"], n) for n, v in r.items())[1],  # reads values, not "test"
+    ],
+)
+def test_right_pick_passes(pick_fn):
+    feedback = chapter06.check_pick_on_validation(pick_fn)
+    assert feedback.ok, feedback.message
+
+
+def test_the_cases_separate_the_mistakes():
+    for case in chapter06.PICK_CASES:
+        names = {chapter06._best(case, 0), chapter06._best(case, 1), chapter06._best(case, 0, -1)}
+        assert len(names) == 3, case
+
+
+PICK_MISTAKES = {
+    "looked at the test accuracy": lambda r: max(r, key=lambda n: r[n]["test"]),
+    "looked at the test accuracy ": lambda r: max(r, key=lambda n: r[n]["val"] + r[n].get("test")),
+    "LOWEST": lambda r: min(r, key=lambda n: r[n]["val"]),
+    "return the NAME": lambda r: max(v["val"] for v in r.values()),
+    "return the NAME ": lambda r: max(r.items(), key=lambda kv: kv[1]["val"]),
+    "best validation accuracy is another": lambda r: "momentum" if "momentum" in r else pick(r),
+}
+
+
+@pytest.mark.parametrize("message, pick_fn", PICK_MISTAKES.items(), ids=list(PICK_MISTAKES))
+def test_each_pick_mistake_gets_its_message(message, pick_fn):
+    feedback = chapter06.check_pick_on_validation(pick_fn)
+    assert not feedback.ok and message.strip() in feedback.message, feedback.message
+
+
+def test_best_test_without_peeking_is_caught_by_the_result():
+    # reads every entry through values() (not flagged as peeking), then picks by test
+    def by_test(r):
+        return max(r, key=lambda n: list(r[n].values())[1])
+
+    feedback = chapter06.check_pick_on_validation(by_test)
+    assert not feedback.ok and "best test accuracy" in feedback.message
+
+
+@pytest.mark.parametrize("value", ODD_RETURNS + [3, ("cnn",)], ids=repr)
+def test_odd_picks_never_raise(value):
+    feedback = chapter06.check_pick_on_validation(lambda r: value)
+    assert not feedback.ok and feedback.message
+
+
+@pytest.mark.parametrize("fn", [raises, not_written, None, "cnn"])
+def test_broken_picks_never_raise(fn):
+    assert not chapter06.check_pick_on_validation(fn).ok
+
+
+def test_pick_hint_grows():
+    wrong = PICK_MISTAKES["looked at the test accuracy"]
+    first = chapter06.check_pick_on_validation(wrong)
+    second = chapter06.check_pick_on_validation(wrong)
+    assert "Hint:" not in first.message and "Hint:" in second.message
+
+
+# ----------------------------------------------------------------------------- break_it
+
+RIGHT = {"mlp, lr=1": "b", "mlp, raw pixels": "b", "cnn, raw pixels": "a"}
+
+
+@pytest.fixture
+def measured(monkeypatch):
+    """run_trial replaced by the outcomes measured on MNIST, so these tests need no data."""
+    results = {
+        ("mlp", 1.0, False): (False, math.inf),
+        ("mlp", 0.1, True): (True, 2.3),
+        ("cnn", 0.1, True): (True, 0.3),
+    }
+    calls = []
+
+    def fake(images, labels, model, lr, raw, steps=chapter06.STEPS, seed=0):
+        calls.append((model, lr, raw))
+        return results[(model, lr, raw)]
+
+    monkeypatch.setattr(chapter06, "run_trial", fake)
+    return calls
+
+
+X, Y = torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)
+
+
+def test_right_predictions_pass(measured):
+    feedback = chapter06.check_break_it(RIGHT, X, Y)
+    assert feedback.ok, feedback.message
+    assert "confirmed by running" in feedback.message
+    assert len(measured) == len(chapter06.BREAK_CASES)
+
+
+@pytest.mark.parametrize("case", list(RIGHT))
+def test_a_wrong_prediction_names_its_case(measured, case):
+    wrong = dict(RIGHT, **{case: "a" if RIGHT[case] == "b" else "b"})
+    first = chapter06.check_break_it(wrong, X, Y)
+    assert not first.ok and case in first.message and "Hint:" not in first.message
+    second = chapter06.check_break_it(wrong, X, Y)
+    assert "Hint:" in second.message and chapter06.BREAK_HINTS[case] in second.message
+
+
+def test_letters_are_read_loosely(measured):
+    loose = {k: f" ({v.upper()}) " for k, v in RIGHT.items()}
+    assert chapter06.check_break_it(loose, X, Y).ok
+
+
+@pytest.mark.parametrize(
+    "predictions",
+    [
+        None,
+        "b",
+        ["a", "b", "a"],
+        {},
+        dict(RIGHT, **{"cnn, raw pixels": "z"}),
+        dict(RIGHT, **{"mlp, lr=1": 1}),
+        {k: None for k in RIGHT},
+    ],
+    ids=repr,
+)
+def test_odd_predictions_never_raise(measured, predictions):
+    feedback = chapter06.check_break_it(predictions, X, Y)
+    assert not feedback.ok and feedback.message
+    assert measured == []  # nothing is run before the predictions can be read
+
+
+def test_an_unclear_run_is_not_held_against_the_learner(monkeypatch):
+    monkeypatch.setattr(chapter06, "run_trial", lambda *a, **k: (True, 1.5))
+    assert chapter06.check_break_it(RIGHT, X, Y).ok
+
+
+def test_outcome_thresholds():
+    assert chapter06.outcome(False, math.inf) == "b"
+    assert chapter06.outcome(True, 2.30) == "b"
+    assert chapter06.outcome(True, 0.4) == "a"
+    assert chapter06.outcome(True, 1.5) is None
+
+
+def test_bad_data_never_raises():
+    feedback = chapter06.check_break_it(RIGHT, "not images", None)
+    assert not feedback.ok and "could not read" in feedback.message
+
+
+@pytest.mark.skipif(not os.environ.get(data.ENV_VAR), reason=f"set {data.ENV_VAR} to a real copy")
+def test_break_it_on_mnist():
+    images, labels = data.load_split("train")
+    for case, (model, lr, raw) in chapter06.BREAK_CASES.items():
+        result = chapter06.run_trial(images, labels, model, lr, raw)
+        assert chapter06.outcome(*result) == RIGHT[case], (case, result)
+    assert chapter06.check_break_it(RIGHT, images, labels).ok
+
+
+# ----------------------------------------------------------------------------- quiz, notebook
+
+
+def test_quiz_key_is_computed_right():
+    assert chapter06.QUIZ[1].answer == chapter06.output_size(32, 3, 2, 1)
+    assert chapter06.QUIZ[2].answer == sum(t.numel() for t in nn.Conv2d(3, 8, 3).parameters())
+    bn = nn.BatchNorm2d(1)
+    bn.running_mean.fill_(5.0)
+    bn.running_var.fill_(4.0)
+    batch = torch.full((2, 1, 2, 2), 7.0)
+    bn.eval()
+    assert torch.allclose(bn(batch), torch.ones(1), atol=1e-3)  # eval: (7 - 5) / sqrt(4)
+    bn.train()
+    assert torch.allclose(bn(batch), torch.zeros(1), atol=1e-3)  # training: the batch's own
+
+
+def test_quiz_marks_and_explains():
+    right = {k: q.answer for k, q in chapter06.QUIZ.items()}
+    result = chapter06.check_quiz(right)
+    assert result.ok and result.right == len(chapter06.QUIZ) >= 3
+    assert "not answered yet" in str(chapter06.check_quiz({}))
+    assert not chapter06.check_quiz(None).ok
+
+
+def test_notebook_uses_every_exercise_once_in_order():
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    names = [
+        c["metadata"]["exercise"] for c in nb["cells"] if "checker" in c["metadata"].get("tags", [])
+    ]
+    assert tuple(names) == chapter06.EXERCISES
+    answers = [c for c in nb["cells"] if "answer" in c["metadata"].get("tags", [])]
+    assert len(answers) == len(names)
+    assert all("### BEGIN SOLUTION" in "".join(c["source"]) for c in answers)
+    quiz_cells = [c for c in nb["cells"] if "quiz" in c["metadata"].get("tags", [])]
+    assert len(quiz_cells) == 1 and "chapter06.check_quiz(answers)" in "".join(
+        quiz_cells[0]["source"]
+    )
+    notes = [c for c in nb["cells"] if c["metadata"]["slideshow"]["slide_type"] == "notes"]
+    assert len(notes) >= 3
+    assert "glossary.md" in "".join(nb["cells"][0]["source"])
