@@ -45,6 +45,7 @@ def pytest_make_collect_report(collector):
 
 
 # Files the tests may leave (build outputs, caches); anything else new in the tree is a bug.
+CACHE_DIRS = ("__pycache__", ".ruff_cache", ".pytest_cache")
 ALLOWED_LEFTOVERS = ("build/", ".venv/", ".pytest_cache/", ".ruff_cache/", "mnist_course.egg-info/")
 
 
@@ -62,7 +63,12 @@ def _tree_state(root: Path) -> set[str] | None:
     if done.returncode != 0:
         return None
     paths = {line[3:] for line in done.stdout.splitlines()}
-    return {p for p in paths if not p.startswith(ALLOWED_LEFTOVERS) and "__pycache__/" not in p}
+    return {p for p in paths if not p.startswith(ALLOWED_LEFTOVERS) and not _is_cache(p)}
+
+
+def _is_cache(path: str) -> bool:
+    """Tool caches at any depth (ruff keeps one beside notebooks/ruff.toml, for example)."""
+    return any(part in CACHE_DIRS for part in path.split("/"))
 
 
 def pytest_sessionstart(session):
