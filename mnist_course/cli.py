@@ -5,6 +5,7 @@ Examples::
     mnist-course check
     mnist-course train --model mlp --epochs 3
     mnist-course train --model cnn --epochs 3 --save cnn.pt --data-root /data
+    mnist-course train --model cnn --epochs 1 --nproc 2
     mnist-course student notebooks/*.ipynb --out build/student
     mnist-course slides notebooks/*.ipynb --out build/slides
     mnist-course grade submissions/ --json grades.json
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -60,6 +62,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    value = _whole_number(text)
+    if not 1024 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number in 1024..65535, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mnist-course``."""
     parser = argparse.ArgumentParser(
@@ -89,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-root", help=data_help)
     train.add_argument("--save", type=Path, help="write the trained weights to this file")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--nproc",
+        type=_positive_int,
+        help="train on this many processes with DistributedDataParallel (started with torchrun; "
+        "--batch-size stays the global batch)",
+    )
+    train.add_argument(
+        "--port", type=_port, help="with --nproc: the rendezvous port (default: a free one)"
+    )
 
     learner = commands.add_parser("student", help="write learner copies: answers replaced by stubs")
     learner.add_argument("notebooks", nargs="+", type=Path, help="chapter notebooks (.ipynb)")
@@ -141,23 +159,65 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train with the course recipe (one-cycle SGD, chapter 4) on the in-memory fast path."""
+    """Train with the course recipe (one-cycle SGD, chapter 5) on the in-memory fast path.
+
+    With ``--nproc N`` it starts N copies of itself with torchrun
+    (:func:`distributed.launch`); a copy started by torchrun trains its share
+    with DistributedDataParallel (chapter 6).
+    """
     if args.save is not None and not args.save.parent.is_dir():
         raise ValueError(f"--save {args.save}: the folder {args.save.parent} does not exist")
-    from mnist_course import models, runtime, training
+    from mnist_course import distributed
+
+    if distributed.under_torchrun():
+        world = int(os.environ["WORLD_SIZE"])
+        if args.nproc not in (None, world):
+            raise ValueError(f"--nproc {args.nproc}, but torchrun started {world} processes")
+    elif args.nproc is not None and args.nproc > 1:
+        distributed.check_nproc(args.nproc, args.device)
+        if args.batch_size % args.nproc:
+            raise ValueError(
+                f"--batch-size {args.batch_size} does not split evenly over {args.nproc} "
+                f"processes: use a multiple of {args.nproc}"
+            )
+        return distributed.launch(args.nproc, args.argv, args.port)
+    try:
+        return _train(args)
+    finally:
+        distributed.cleanup()
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
+    from mnist_course import distributed, models, runtime, training
 
     device = runtime.get_device(args.device)
+    group = distributed.setup(device) if distributed.under_torchrun() else None
+    rank, world = (group.rank, group.world_size) if group else (0, 1)
+    device = group.device if group else device
     runtime.set_seed(args.seed)
+    if rank > 0:  # rank 0 fetches and checks the data first; the others then read it
+        dist.barrier()
     train_x, train_y = data.load_tensors(True, args.data_root)
     test_x, test_y = data.load_tensors(False, args.data_root)
+    if group and rank == 0:
+        dist.barrier()
     train_loader = data.TensorLoader(
-        train_x, train_y, args.batch_size, shuffle=True, seed=args.seed
+        train_x, train_y, args.batch_size, shuffle=True, seed=args.seed, rank=rank, world_size=world
     )
     test_loader = data.TensorLoader(test_x, test_y, 1000)
     model = models.build_model(args.model).to(device)
     lr = args.lr or DEFAULT_LR[args.model]
     optimizer, scheduler = training.one_cycle_sgd(model, lr, args.epochs, len(train_loader))
-    print(f"training {args.model} ({models.count_parameters(model):,} parameters) on {device}")
+    where = f"{device}" if group is None else f"{world} processes ({group.backend})"
+    if rank == 0:
+        print(f"training {args.model} ({models.count_parameters(model):,} parameters) on {where}")
+    if group is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=ids)
 
     def report(stats: training.EpochStats) -> None:
         print(
@@ -170,8 +230,9 @@ def run_train(args: argparse.Namespace) -> int:
         model, train_loader, test_loader, optimizer, args.epochs, scheduler, device,
         progress=not args.no_progress, callback=report,
     )  # fmt: skip
-    if args.save is not None:
-        training.save_checkpoint(model.cpu(), args.save, model_name=args.model, epochs=args.epochs)
+    if args.save is not None and rank == 0:
+        plain = model.module if group is not None else model
+        training.save_checkpoint(plain.cpu(), args.save, model_name=args.model, epochs=args.epochs)
         print(f"saved weights to {args.save}")
     return 0
 
@@ -207,15 +268,30 @@ COMMANDS = {
 }
 
 
+def _lost_a_peer(err: Exception) -> bool:
+    """Whether ``err`` is torch.distributed's (a peer process died or went silent)."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and isinstance(err, getattr(distributed, "DistError", ())):
+        return True
+    return any(words in str(err) for words in ("closed by peer", "reset by peer"))  # (gloo's)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script ``mnist-course``; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # (train --nproc starts copies of the same command)
     try:
         return COMMANDS[args.command](args)
     # Missing or corrupt data, a bad device or path, a diverged run: a message, not a traceback.
     # (MNISTCorruptError is a ValueError; MissingExtraError a RuntimeError.)
     except (data.MNISTNotFoundError, NotADirectoryError, ValueError, RuntimeError) as err:
-        print(f"mnist-course: error: {err}", file=sys.stderr)
+        who = ""
+        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # one of torchrun's processes
+            who = f" (process {os.environ['RANK']} of {os.environ['WORLD_SIZE']})"
+            if _lost_a_peer(err):
+                err = f"lost contact with another process, which probably failed first: {err}"
+        print(f"mnist-course: error{who}: {err}", file=sys.stderr)
         return 1
 
 

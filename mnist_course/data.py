@@ -419,6 +419,16 @@ class TensorLoader:
     Each pass over it is one epoch; with ``shuffle`` the order is drawn from a
     generator seeded once, so a run is reproducible and epochs differ. The last
     partial batch is kept.
+
+    With ``world_size`` > 1 (training on several processes, chapter 6) every
+    process builds the same loader and takes its own share of each batch:
+    ``batch_size`` stays the global batch, every process draws the same
+    shuffled order (same seed) and process ``rank`` takes the ``rank``-th of
+    ``world_size`` equal slices of it, so the processes together see exactly
+    the batches one process would, like ``DistributedSampler``. Equal slices
+    keep averaged gradients equal to the one-process gradient; when the last
+    batch does not split evenly, its last few images (fewer than
+    ``world_size``) are left out of that epoch.
     """
 
     def __init__(
@@ -428,21 +438,36 @@ class TensorLoader:
         batch_size: int = 64,
         shuffle: bool = False,
         seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"images and labels differ in length: {len(images)} vs {len(labels)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(world_size, int) or world_size < 1:
+            raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
+        if not isinstance(rank, int) or not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in 0..{world_size - 1}, got {rank!r}")
+        if batch_size % world_size:
+            raise ValueError(
+                f"a batch of {batch_size} does not split evenly over {world_size} processes: "
+                f"use a batch size that is a multiple of {world_size}"
+            )
         self.images = images
         self.labels = labels
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.rank = rank
+        self.world_size = world_size
         import torch
 
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+        full, rest = divmod(len(self.labels), self.batch_size)
+        # (one process: a partial batch counts; several: only one that every process shares)
+        return full + (rest >= self.world_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         import torch
@@ -454,4 +479,18 @@ class TensorLoader:
                 index = slice(start, start + self.batch_size)
             else:
                 index = order[start : start + self.batch_size]
+            if self.world_size > 1:
+                index = self._share(index, min(self.batch_size, n - start))
+                if index is None:
+                    break
             yield self.images[index], self.labels[index]
+
+    def _share(self, index: slice | torch.Tensor, size: int) -> slice | torch.Tensor | None:
+        """This process's equal slice of one batch (None when it is too short to share)."""
+        share = size // self.world_size
+        if share == 0:
+            return None
+        first = self.rank * share
+        if isinstance(index, slice):
+            return slice(index.start + first, index.start + first + share)
+        return index[first : first + share]

@@ -5,6 +5,10 @@ the same loops, packaged with a history, a progress bar and checks, for
 chapter 6, the command line and the benchmarks. ``fit`` measures the held-out
 loader it is given after every epoch: the chapters give it the validation
 split (``EpochStats.test_loss``/``test_acc`` then hold validation numbers).
+
+The same loops run on several processes (chapter 6, :mod:`mnist_course.distributed`):
+give them a ``DistributedDataParallel`` model and sharded loaders; training
+numbers are then summed over the processes, and only rank 0 evaluates.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
+
+from mnist_course import distributed
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -68,11 +75,13 @@ def train_epoch(
     """One pass over ``loader``; returns the mean training loss and accuracy.
 
     Raises :class:`TrainingDivergedError`, naming the epoch and learning rate,
-    as soon as the loss is not finite.
+    as soon as the loss is not finite. On several processes the mean is over
+    all their shards, and only rank 0 shows the progress bar.
     """
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    bar = tqdm(loader, f"epoch {epoch}", disable=not progress, unit="batch", mininterval=0.5)
+    show = progress and distributed.rank() == 0
+    bar = tqdm(loader, f"epoch {epoch}", disable=not show, unit="batch", mininterval=0.5)
     for inputs, targets in bar:
         inputs, targets = inputs.to(device), targets.to(device)
         outputs = model(inputs)
@@ -93,6 +102,7 @@ def train_epoch(
         correct += (outputs.argmax(dim=1) == targets).sum().item()
         seen += len(targets)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", refresh=False)
+    total_loss, correct, seen = distributed.sum_over_processes([total_loss, correct, seen])
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
@@ -133,8 +143,13 @@ def fit(
 
     ``callback(stats)`` is called after each epoch; returning ``True`` stops
     training early (the benchmark stops at a target accuracy this way).
+    On several processes only rank 0 evaluates and calls ``callback``; the
+    other processes receive its numbers and its decision to stop.
     """
     model.to(device)
+    # (rank 0 evaluates alone, so it uses the plain model: no collective call inside)
+    plain = model.module if isinstance(model, DistributedDataParallel) else model
+    main = distributed.rank() == 0
     history = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
@@ -142,12 +157,17 @@ def fit(
         train_loss, train_acc = train_epoch(
             model, train_loader, optimizer, scheduler, device, epoch, progress
         )
-        test_loss, test_acc = evaluate(model, test_loader, device)
-        stats = EpochStats(
-            epoch, train_loss, train_acc, test_loss, test_acc, time.perf_counter() - start, lr
-        )
+        test_loss, test_acc, stop = math.nan, math.nan, False
+        if main:
+            test_loss, test_acc = evaluate(plain, test_loader, device)
+        seconds = time.perf_counter() - start
+        stats = EpochStats(epoch, train_loss, train_acc, test_loss, test_acc, seconds, lr)
+        if main and callback is not None:
+            stop = bool(callback(stats))
+        test_loss, test_acc, stop = distributed.share_from_rank_0([test_loss, test_acc, stop])
+        stats = EpochStats(epoch, train_loss, train_acc, test_loss, test_acc, seconds, lr)
         history.append(stats)
-        if callback is not None and callback(stats):
+        if stop:
             break
     return history
 
