@@ -1,7 +1,10 @@
 # One command to set up and start the course, one to set up and test it.
 #   make lab     JupyterLab on notebooks/ (creates .venv with the "lab" extra on first use)
 #   make test    unit tests + strict nbval over every notebook (adds the "dev" extra)
-# Both install the exact versions the course was tested with (constraints.txt).
+#   make hub     JupyterHub for a class on this machine (README "Teaching a class"): builds
+#                $(HUB_DIR) once (a venv with the "hub" extra, the proxy from npm), then runs it
+#   make hub-install   only build $(HUB_DIR) (tests/test_hub.py uses it)
+# All install the exact versions the course was tested with (constraints.txt).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -19,7 +22,8 @@ LAB_ARGS ?=
 LAB_DIR ?= notebooks
 UPGRADE_PIP ?= 1
 
-.PHONY: install install-dev check-python lab test format notebooks student slides lock clean
+.PHONY: install install-dev check-python lab test format notebooks student slides lock clean \
+	hub hub-install
 
 install: $(LAB_STAMP)
 install-dev: $(DEV_STAMP)
@@ -102,13 +106,55 @@ SLIDE_NOTEBOOKS ?= notebooks/*.ipynb
 slides: $(LAB_STAMP)
 	$(BIN)/mnist-course slides $(SLIDE_NOTEBOOKS) --out $(SLIDES)
 
-# Re-pin constraints.txt: resolve the dev set in a fresh venv (keeping the current pins; delete
+# A JupyterHub for a class on this machine: deploy/jupyterhub/jupyterhub_config.py reads these
+# (README, "Teaching a class"). The students' servers run as their own OS users, so the hub's venv
+# is made from a Python every user can run (Debian's /usr/bin/python3, not one under /root) and
+# installed non-editable (the students' kernels never read this checkout). HUB_DIR must be
+# reachable by every user (r-x on each parent folder); the config checks it at start.
+HUB_DIR ?= build/hub
+HUB_PYTHON ?= /usr/bin/python3
+HUB_IP ?= 127.0.0.1
+HUB_PORT ?= 8000
+HUB_AUTH ?= pam
+HUB_USERS ?=
+HUB_ADMIN ?=
+HUB_CHAPTERS ?= notebooks
+HUB_ARGS ?=
+HUB_CHP_VERSION := 5.3.0
+HUB_VENV = $(HUB_DIR)/venv
+HUB_STAMP = $(HUB_DIR)/.installed
+
+hub-install: $(HUB_STAMP)
+
+# Rebuilt when the pins or the package change (the notebooks are copied from notebooks/ at each
+# student's first login, so they need no rebuild). umask 022: students must read what root writes.
+$(HUB_STAMP): pyproject.toml $(CONSTRAINTS) $(wildcard mnist_course/*.py)
+	@command -v npm >/dev/null || { echo "make: the hub's proxy needs npm (e.g. apt-get install npm)" >&2; exit 1; }
+	@$(HUB_PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null \
+	    || { echo "make: HUB_PYTHON=$(HUB_PYTHON) is not a Python 3.11 to 3.13 that every user can run;" \
+	              "set HUB_PYTHON=/usr/bin/python3 (or another system Python)" >&2; exit 1; }
+	@umask 022; mkdir -p $(HUB_DIR); \
+	    $(HUB_VENV)/bin/python -c 'import pip' 2>/dev/null || { rm -rf $(HUB_VENV); $(HUB_PYTHON) -m venv $(HUB_VENV); }
+	umask 022; $(HUB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	@rm -rf build/lib build/bdist.*  # setuptools' in-tree build: no stale module in the wheel
+	umask 022; $(HUB_VENV)/bin/python -m pip install --quiet -c $(CONSTRAINTS) ".[hub]"
+	umask 022; npm install --silent --no-save --prefix $(HUB_DIR) configurable-http-proxy@$(HUB_CHP_VERSION)
+	@touch $@
+
+# HUB_PASSWORD / HUB_ADMIN_PASSWORD (HUB_AUTH=shared-password), MNIST_COURSE_DATA and
+# MNIST_COURSE_DEVICE are read from the environment as they are.
+hub: $(HUB_STAMP)
+	HUB_DIR="$(abspath $(HUB_DIR))" HUB_IP="$(HUB_IP)" HUB_PORT="$(HUB_PORT)" HUB_AUTH="$(HUB_AUTH)" \
+	    HUB_USERS="$(HUB_USERS)" HUB_ADMIN="$(HUB_ADMIN)" HUB_CHAPTERS="$(abspath $(HUB_CHAPTERS))" \
+	    $(HUB_VENV)/bin/jupyterhub -f deploy/jupyterhub/jupyterhub_config.py $(HUB_ARGS)
+
+# Re-pin constraints.txt: resolve the dev and hub sets in a fresh venv (keeping the current pins; delete
 # or edit a line to move that package), and write what was installed. Then run `make test`.
 LOCK_VENV := build/lock-venv
 lock: check-python
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
-	$(LOCK_VENV)/bin/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	$(LOCK_VENV)/bin/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,hub]"
 	{ sed -n '/^#/p' $(CONSTRAINTS); \
 	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | grep -iv '^mnist.course'; } \
 	    > $(CONSTRAINTS).new

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUFF = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
-TARGETS = ["mnist_course", "tests", "notebooks", "benchmarks", "conftest.py"]
+TARGETS = ["mnist_course", "tests", "notebooks", "benchmarks", "deploy", "conftest.py"]
 
 
 @pytest.mark.skipif(RUFF is None, reason="ruff is not installed (pip install -e '.[dev]')")

@@ -1,0 +1,576 @@
+"""A class on one machine: `make hub` (deploy/jupyterhub/) serves the course to two students.
+
+The test builds the hub's environment with `make hub-install` (once: later runs reuse it),
+starts `make hub` on free loopback ports with PAM and one OS user per student (the hub creates
+them; the test deletes them), and checks what a teacher relies on: each student gets a copy of
+the chapters and runs them in the course's kernel, cannot read another student's files or
+server, cannot change the originals or the shared MNIST folder, a student's work survives a
+restart, a PAM password logs in, nothing listens beyond 127.0.0.1, and stopping the hub stops
+everything it started. A second hub checks the shared-password demo (README's warning: every
+kernel runs as the hub's own user). Timings here: the first `make hub-install` about 2 minutes,
+then a hub up in 2-5 s and a student's server ready in 4-9 s.
+
+It needs root (the hub creates OS users and runs each student's server as that user) and npm
+(the hub's proxy). Elsewhere it skips, and in CI it fails instead (conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HUB_PYTHON = Path("/usr/bin/python3")  # the Makefile's default HUB_PYTHON
+USERS = ("mc-test-a", "mc-test-b")  # A is in HUB_USERS; B is added later through the API
+CHAPTER = "01_cross_entropy_numpy.ipynb"
+COPY = "mnist-course"  # the students' copy of the chapters, in their homes
+
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the hub recipe is for Linux"),
+    pytest.mark.skipif(
+        hasattr(os, "geteuid") and os.geteuid() != 0,
+        reason="needs root: the hub creates an OS user per student and runs their servers as them",
+    ),
+    pytest.mark.skipif(
+        shutil.which("npm") is None, reason="npm is not installed (the hub's proxy comes from npm)"
+    ),
+    pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed"),
+    pytest.mark.skipif(
+        not HUB_PYTHON.exists() or not shutil.which("adduser") or not shutil.which("userdel"),
+        reason="needs /usr/bin/python3 and adduser/userdel (Debian's python3, adduser, passwd)",
+    ),
+]
+
+websocket = pytest.importorskip("websocket", reason="websocket-client is in the dev extra")
+
+
+# --- Helpers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reachable(path: Path) -> bool:
+    """Whether users other than root can enter `path` (o+x on it and on every parent)."""
+    path = path.resolve()
+    return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
+
+
+def api(base: str, method: str, path: str, token: str, body=None) -> tuple[int, object]:
+    """One REST call with a token; returns (status, decoded JSON or None)."""
+    request = urllib.request.Request(
+        base + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    except OSError:  # not listening (yet)
+        return 0, None
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, None
+
+
+def run_code(base: str, name: str, token: str, kernel_id: str, code: str) -> str:
+    """Execute `code` in a kernel over its websocket; return what it printed (raises on errors)."""
+    url = f"ws{base[4:]}/user/{name}/api/kernels/{kernel_id}/channels"
+    ws = websocket.create_connection(url, header=[f"Authorization: token {token}"], timeout=180)
+    try:
+        msg_id, out = uuid.uuid4().hex, []
+        header = {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
+                  "session": uuid.uuid4().hex, "version": "5.3"}  # fmt: skip
+        content = {"code": code, "silent": False, "store_history": True,
+                   "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}  # fmt: skip
+        ws.send(json.dumps({"header": header, "parent_header": {}, "metadata": {},
+                            "content": content, "channel": "shell", "buffers": []}))  # fmt: skip
+        while True:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, body = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out.append(body["text"])
+            elif kind in ("execute_result", "display_data"):
+                out.append(body["data"].get("text/plain", "") + "\n")
+            elif kind == "error":
+                raise AssertionError(f"{body['ename']}: {body['evalue']}\n{''.join(out)}")
+            elif kind == "status" and body["execution_state"] == "idle":
+                return "".join(out)
+    finally:
+        ws.close()
+
+
+def first_code_cells(notebook: Path, count: int) -> list[str]:
+    cells = json.loads(notebook.read_text())["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"][:count]
+
+
+def listening(uids: set[int] | None = None, ports: set[int] | None = None) -> list[tuple]:
+    """(address, port, uid) of the TCP sockets listening that belong to one of `uids` or are
+    on one of `ports`, read from /proc/net/tcp and tcp6."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port = fields[1].rsplit(":", 1)
+            if fields[3] != "0A":  # LISTEN
+                continue
+            port, uid = int(port, 16), int(fields[7])
+            if uid in (uids or ()) or port in (ports or ()):
+                found.append((address, port, uid))
+    return found
+
+
+LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F"}  # 127.0.0.1 (as tcp and tcp6)
+
+
+def descendants(pid: int) -> set[tuple[int, str]]:
+    """(pid, start time) of `pid` and all its descendants, read from /proc."""
+    children: dict[int, list[int]] = {}
+    starts = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            starts[int(entry.name)] = fields[19]
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        if p in starts:
+            found.add((p, starts[p]))
+        todo += children.get(p, [])
+    return found
+
+
+def alive(processes: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    left = set()
+    for pid, start in processes:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[19] == start and fields[0] != "Z":
+            left.add((pid, start))
+    return left
+
+
+def processes_of(uids: set[int]) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid in uids:
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def remove_test_users() -> None:
+    for name in USERS:
+        try:
+            uid = pwd.getpwnam(name).pw_uid
+        except KeyError:
+            continue
+        for pid in processes_of({uid}):  # only these test accounts' own processes
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        subprocess.run(["userdel", "-r", name], capture_output=True, timeout=60)
+        subprocess.run(["groupdel", name], capture_output=True, timeout=60)
+
+
+# --- The hub ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Hub:
+    base: str
+    service_token: str
+    log: Path
+    process: subprocess.Popen
+    ports: set[int]
+    state: Path
+    data: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+    started: set[tuple[int, str]] = field(default_factory=set)
+
+    def call(self, method: str, path: str, body=None, token: str | None = None):
+        return api(self.base, method, path, token or self.service_token, body)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+    def user_token(self, name: str) -> str:
+        body = {"expires_in": 3600, "note": "tests/test_hub.py"}
+        status, made = self.call("POST", f"/hub/api/users/{name}/tokens", body)
+        assert status == 201, f"a token for {name}: {status}"
+        return made["token"]
+
+    def start_server(self, name: str) -> float:
+        began = time.monotonic()
+        status, _ = self.call("POST", f"/hub/api/users/{name}/server")
+        assert status in (201, 202), f"starting {name}'s server: {status}\n{self.logs()}"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            status, user = self.call("GET", f"/hub/api/users/{name}")
+            if status == 200 and user["servers"].get("", {}).get("ready"):
+                return time.monotonic() - began
+            time.sleep(0.5)
+        raise AssertionError(f"{name}'s server never became ready\n{self.logs()}")
+
+    def stop_server(self, name: str) -> None:
+        status, _ = self.call("DELETE", f"/hub/api/users/{name}/server")
+        assert status in (202, 204), status
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            _, user = self.call("GET", f"/hub/api/users/{name}")
+            if "" not in user["servers"]:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{name}'s server did not stop\n{self.logs()}")
+
+    def stop(self) -> int | None:
+        """Ctrl-C, as a teacher stops `make hub`; returns the exit code (None if it hung)."""
+        if self.process.poll() is None:
+            self.started |= descendants(self.process.pid)
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                return None
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def public_dir():
+    """A temporary folder every user can enter (pytest's own tmp_path is private to root)."""
+    base = next(
+        (Path(d) for d in (tempfile.gettempdir(), "/tmp", "/var/tmp") if reachable(Path(d))),
+        None,
+    )
+    if base is None:
+        pytest.fail("no temporary folder that other users can enter (/tmp, /var/tmp)")
+    folder = Path(tempfile.mkdtemp(prefix="mnist-course-hub-", dir=base))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def hub_dir(public_dir) -> Path:
+    """The hub's environment: build/hub when students can reach this checkout (kept: later runs
+    reuse it), else a temporary folder (a CI checkout may sit in a private folder)."""
+    folder = ROOT / "build" / "hub" if reachable(ROOT) else public_dir / "hub"
+    began = time.monotonic()
+    done = subprocess.run(
+        ["make", "-s", "hub-install", f"HUB_DIR={folder}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    assert done.returncode == 0, f"make hub-install failed:\n{done.stdout}\n{done.stderr}"
+    print(f"\nmake hub-install: {time.monotonic() - began:.1f} s ({folder})")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data_root(public_dir) -> Path:
+    """The shared MNIST folder: $MNIST_COURSE_DATA when students can read it, else a copy (or,
+    with no MNIST here, four small stand-in files: only access to the folder is checked)."""
+    given = os.environ.get("MNIST_COURSE_DATA", "")
+    raw = Path(given) / "MNIST" / "raw" if given else None
+    if raw is not None and raw.is_dir() and reachable(raw):
+        return Path(given)
+    copy = public_dir / "data" / "MNIST" / "raw"
+    if raw is not None and raw.is_dir():
+        shutil.copytree(raw, copy)
+    else:
+        copy.mkdir(parents=True)
+        for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+            (copy / name).write_bytes(b"\0\0\x08\x03" + bytes(12))
+    for path in [public_dir / "data", *(public_dir / "data").rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return public_dir / "data"
+
+
+@contextmanager
+def make_hub(hub_dir: Path, data: Path, state: Path, users: str, **settings: str):
+    """Run `make hub` on free loopback ports (with a service token); yield once it answers.
+    On the way out: Ctrl-C, then anything it started that is still alive is killed."""
+    port, api_port, proxy_port = free_port(), free_port(), free_port()
+    token = secrets.token_hex(32)
+    env = {
+        **os.environ,
+        "HUB_STATE_DIR": str(state),
+        "HUB_API_PORT": str(api_port),
+        "HUB_PROXY_API_PORT": str(proxy_port),
+        "HUB_SERVICE_TOKEN": token,
+        "MNIST_COURSE_DATA": str(data),
+        **settings,
+    }
+    auth = settings.get("HUB_AUTH", "pam")
+    command = ["make", "-s", "hub", f"HUB_DIR={hub_dir}", f"HUB_PORT={port}",
+               f"HUB_USERS={users}", "HUB_ADMIN=", f"HUB_AUTH={auth}"]  # fmt: skip
+    log = state.parent / f"{state.name}.log"
+    began = time.monotonic()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True
+        )
+    running = Hub(f"http://127.0.0.1:{port}", token, log, process,
+                  {port, api_port, proxy_port}, state, data)  # fmt: skip
+    try:
+        while running.call("GET", "/hub/api")[0] != 200:
+            if process.poll() is not None or time.monotonic() - began > 120:
+                raise AssertionError(f"the hub did not start:\n{running.logs()}")
+            time.sleep(0.3)
+        print(f"hub up: {time.monotonic() - began:.1f} s")
+        yield running
+    finally:
+        running.stop()
+        for pid, _ in alive(running.started):  # only what this hub started
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def hub(hub_dir, data_root, tmp_path_factory):
+    """PAM, the default: student A from HUB_USERS, B added through the API, both running."""
+    remove_test_users()  # left by an interrupted earlier run
+    state = tmp_path_factory.mktemp("hub-state")
+    try:
+        with make_hub(hub_dir, data_root, state, USERS[0]) as running:
+            status, _ = running.call("POST", "/hub/api/users", {"usernames": [USERS[1]]})
+            assert status == 201, f"adding {USERS[1]}: {status}\n{running.logs()}"
+            for name in USERS:
+                running.tokens[name] = running.user_token(name)
+                print(f"{name}'s server ready: {running.start_server(name):.1f} s")
+            yield running
+    finally:
+        remove_test_users()
+
+
+def chapter_names() -> set[str]:
+    return {p.name for p in (ROOT / "notebooks").iterdir() if p.suffix in (".ipynb", ".md")}
+
+
+# --- The tests -------------------------------------------------------------------------------
+
+
+def test_each_student_gets_a_copy_of_the_chapters_that_survives_a_restart(hub):
+    a, b = USERS
+    original = (ROOT / "notebooks" / CHAPTER).read_bytes()
+    for name in USERS:
+        status, listing = hub.call(
+            "GET", f"/user/{name}/api/contents/{COPY}", token=hub.tokens[name]
+        )
+        assert status == 200, status
+        assert {item["name"] for item in listing["content"]} == chapter_names()
+        home = Path(pwd.getpwnam(name).pw_dir)
+        assert (home / COPY / CHAPTER).stat().st_uid == pwd.getpwnam(name).pw_uid
+
+    # A edits a chapter and saves it: the original in the repository does not change.
+    path = f"/user/{a}/api/contents/{COPY}/{CHAPTER}"
+    status, model = hub.call("GET", path, token=hub.tokens[a])
+    assert status == 200
+    notebook = model["content"]
+    notebook["cells"].append(
+        {"cell_type": "markdown", "metadata": {}, "source": "my notes", "id": "mine"}
+    )
+    status, _ = hub.call(
+        "PUT", path, {"type": "notebook", "content": notebook}, token=hub.tokens[a]
+    )
+    assert status == 200, status
+    assert (ROOT / "notebooks" / CHAPTER).read_bytes() == original
+
+    # A's server restarts (or the hub does): the copy is not replaced, the edit is still there.
+    hub.stop_server(a)
+    hub.start_server(a)
+    status, model = hub.call("GET", path, token=hub.tokens[a])
+    assert status == 200 and model["content"]["cells"][-1]["source"] == "my notes"
+    status, other = hub.call("GET", f"/user/{b}/api/contents/{COPY}/{CHAPTER}", token=hub.tokens[b])
+    assert status == 200 and other["content"]["cells"][-1]["source"] != "my notes"
+
+
+@pytest.fixture(scope="module")
+def kernel_a(hub):
+    a = USERS[0]
+    status, session = hub.call(
+        "POST",
+        f"/user/{a}/api/sessions",
+        {"path": f"{COPY}/{CHAPTER}", "type": "notebook", "kernel": {"name": "python3"}},
+        token=hub.tokens[a],
+    )
+    assert status == 201, f"{status} {session}"
+    return session["kernel"]["id"]
+
+
+def test_a_student_runs_a_chapter_in_the_course_kernel(hub, kernel_a):
+    a = USERS[0]
+    cells = first_code_cells(ROOT / "notebooks" / CHAPTER, 2)
+    began = time.monotonic()
+    out = "".join(run_code(hub.base, a, hub.tokens[a], kernel_a, cell) for cell in cells)
+    print(f"first two cells of {CHAPTER}: {time.monotonic() - began:.1f} s")
+    assert "0.9729189131256584" in out
+    who = run_code(hub.base, a, hub.tokens[a], kernel_a,
+                   "import os, sys; print(os.getuid(), sys.prefix, os.getcwd())")  # fmt: skip
+    uid, prefix, cwd = who.split()
+    account = pwd.getpwnam(a)
+    assert int(uid) == account.pw_uid  # the student's own OS user, not root
+    assert Path(prefix).name == "venv" and Path(cwd) == Path(account.pw_dir) / COPY
+
+
+PROBE = """
+import os, pathlib
+def probe(label, action):
+    try:
+        action()
+        print(label, "allowed")
+    except PermissionError:
+        print(label, "PermissionError")
+probe("other-home", lambda: os.listdir({other_home!r}))
+probe("hub-state", lambda: os.listdir({state!r}))
+raw = pathlib.Path(os.environ["MNIST_COURSE_DATA"], "MNIST", "raw")
+probe("data-read", lambda: [f.open("rb").read(16) for f in raw.iterdir()])
+probe("data-write", lambda: (raw / "mine").write_bytes(b"x"))
+probe("data-root-write", lambda: (raw.parent.parent / "mine").write_bytes(b"x"))
+print("data", os.environ["MNIST_COURSE_DATA"])
+"""
+
+
+def test_students_cannot_reach_each_other_and_data_is_shared_read_only(hub, kernel_a):
+    a, b = USERS
+    code = PROBE.format(other_home=pwd.getpwnam(b).pw_dir, state=str(hub.state))
+    lines = dict(
+        line.split(" ", 1)
+        for line in run_code(hub.base, a, hub.tokens[a], kernel_a, code).split("\n")
+        if line
+    )
+    assert lines == {
+        "other-home": "PermissionError",
+        "hub-state": "PermissionError",
+        "data-read": "allowed",
+        "data-write": "PermissionError",
+        "data-root-write": "PermissionError",
+        "data": str(hub.data),
+    }
+    # A's token opens neither B's server nor B's record on the hub.
+    assert hub.call("GET", f"/user/{b}/api/contents/{COPY}", token=hub.tokens[a])[0] == 403
+    assert hub.call("GET", f"/hub/api/users/{b}", token=hub.tokens[a])[0] in (403, 404)
+    assert hub.call("GET", f"/hub/api/users/{a}", token=hub.tokens[a])[0] == 200
+
+
+def log_in(base: str, name: str, password: str) -> int:
+    """Log in with the hub's form, as a browser does: 302 (to the server) or 403."""
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+    with opener.open(f"{base}/hub/login", timeout=30) as page:
+        assert page.status == 200
+    xsrf = next(c.value for c in jar if c.name == "_xsrf")
+    form = urllib.parse.urlencode({"username": name, "password": password, "_xsrf": xsrf})
+    try:
+        with opener.open(f"{base}/hub/login", data=form.encode(), timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def test_a_student_logs_in_with_the_os_password(hub):
+    """PAM, the default: the OS account's password opens the hub (the teacher sets it)."""
+    a = USERS[0]
+    password = secrets.token_urlsafe(12)
+    subprocess.run(["chpasswd"], input=f"{a}:{password}", text=True, check=True, timeout=30)
+    assert log_in(hub.base, a, "wrong-" + password) == 403
+    assert log_in(hub.base, a, password) == 302
+
+
+def test_nothing_listens_beyond_loopback(hub):
+    uids = {pwd.getpwnam(name).pw_uid for name in USERS}
+    sockets = listening(uids, hub.ports)
+    assert {port for _, port, _ in sockets} >= hub.ports  # the hub, its API, the proxy's API
+    assert len({port for _, port, uid in sockets if uid in uids}) >= 2  # the students' servers
+    assert all(address in LOOPBACK for address, _, _ in sockets), sockets
+
+
+def test_stopping_the_hub_stops_everything_it_started(hub):
+    """Last: Ctrl-C stops the hub, the proxy, the students' servers and their kernels."""
+    uids = {pwd.getpwnam(name).pw_uid for name in USERS}
+    assert processes_of(uids), "the students' servers should be running before the stop"
+    code = hub.stop()
+    assert code is not None, f"the hub did not stop on Ctrl-C\n{hub.logs()}"
+    deadline = time.monotonic() + 20
+    while (alive(hub.started) or processes_of(uids)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not alive(hub.started), f"left running: {alive(hub.started)}\n{hub.logs()}"
+    assert not processes_of(uids)
+    assert not listening(ports=hub.ports)
+
+
+def test_the_shared_password_demo_runs_every_student_as_the_hubs_own_user(
+    hub_dir, data_root, public_dir, tmp_path_factory
+):
+    """HUB_AUTH=shared-password: anyone with the password logs in, no OS users are made, and
+    every kernel runs as the hub's user (root here): it can read the hub's secrets (README)."""
+    name, password = "mc-demo", secrets.token_urlsafe(12)
+    state = tmp_path_factory.mktemp("demo-state")
+    homes = public_dir / "homes"
+    settings = {"HUB_AUTH": "shared-password", "HUB_PASSWORD": password,
+                "HUB_HOMES": f"{homes}/{{username}}"}  # fmt: skip
+    with make_hub(hub_dir, data_root, state, name, **settings) as demo:
+        assert log_in(demo.base, name, "wrong-" + password) == 403
+        assert log_in(demo.base, name, password) == 302
+        with pytest.raises(KeyError):
+            pwd.getpwnam(name)
+        token = demo.user_token(name)
+        demo.start_server(name)
+        assert (homes / name / COPY / CHAPTER).read_bytes() == (
+            ROOT / "notebooks" / CHAPTER
+        ).read_bytes()
+        status, session = demo.call(
+            "POST", f"/user/{name}/api/sessions",
+            {"path": f"{COPY}/{CHAPTER}", "type": "notebook", "kernel": {"name": "python3"}},
+            token=token,
+        )  # fmt: skip
+        assert status == 201
+        secret = state / "jupyterhub_cookie_secret"
+        code = f"import os; print(os.getuid(), len(open({str(secret)!r}).read()) > 0)"
+        out = run_code(demo.base, name, token, session["kernel"]["id"], code)
+        assert out.split() == [str(os.getuid()), "True"]
+        assert demo.stop() is not None
+        assert not alive(demo.started)
