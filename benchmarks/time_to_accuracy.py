@@ -17,10 +17,14 @@ from its start to its exit (interpreter, imports, data checks, loading, training
 evaluation): the notes' script (``benchmarks/notes_script.py``, stopping at 98%) and
 ``mnist-course train --model mlp --epochs 3``.
 
-Prints a table and the speed-up of the course's MLP over the notes' to 98%. Runs on
-the CPU unless --device says otherwise.
+``--mode processes``: one process against several (chapter 7). The same whole-process
+timing of ``mnist-course train --model cnn --epochs 3``, alone and with ``--nproc N``
+(DistributedDataParallel started by torchrun; default N = 2), same seed and global batch.
 
-    python benchmarks/time_to_accuracy.py [--mode end-to-end] [--data-root PATH] [--max-epochs 25]
+Prints a table and the speed-up of the course's MLP over the notes' to 98% (or, for
+processes, the time of N processes over one). Runs on the CPU unless --device says otherwise.
+
+    python benchmarks/time_to_accuracy.py [--mode end-to-end|processes] [--data-root PATH]
 """
 
 from __future__ import annotations
@@ -144,6 +148,21 @@ def end_to_end(args) -> list[Result]:
     return [process("notes script", notes, 0.98), process("mnist-course train", course, 0.98)]
 
 
+def processes(args) -> list[Result]:
+    root = str(data.data_root(args.data_root))
+    cnn = [*course_command(), "train", "--model", "cnn", "--epochs", "3", "--no-progress",
+           "--device", args.device, "--data-root", root, "--seed", str(args.seed)]  # fmt: skip
+    return [
+        process("1 process", cnn, 0.99),
+        process(f"{args.nproc} processes (DDP)", [*cnn, "--nproc", str(args.nproc)], 0.99),
+    ]
+
+
+def time_ratio(one: Result, many: Result) -> str:
+    """The closing line of ``--mode processes``: above 1 means the processes were slower."""
+    return f"{many.name} took {many.seconds / one.seconds:.2f}x the time of {one.name}"
+
+
 def speed_up(notes: Result, course: Result) -> str:
     """The closing line: how many times sooner the course's MLP reaches 98% than the notes'."""
     if notes.reached and course.reached:
@@ -169,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-root", help="folder holding MNIST/raw/ (default: $MNIST_COURSE_DATA)"
     )
-    parser.add_argument("--mode", choices=["in-process", "end-to-end"], default="in-process")
+    parser.add_argument(
+        "--mode", choices=["in-process", "end-to-end", "processes"], default="in-process"
+    )
+    parser.add_argument("--nproc", type=int, default=2, help="processes for --mode processes")
     parser.add_argument("--max-epochs", type=int, default=25, help="cap for the notes' pipeline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -180,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, mode {args.mode}",
         flush=True,
     )
+    if args.mode == "processes":
+        results = processes(args)
+        print()
+        print(table(results))
+        print()
+        print(time_ratio(*results))
+        return 0
     if args.mode == "end-to-end":
         results = end_to_end(args)
     else:

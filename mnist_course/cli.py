@@ -163,7 +163,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     With ``--nproc N`` it starts N copies of itself with torchrun
     (:func:`distributed.launch`); a copy started by torchrun trains its share
-    with DistributedDataParallel (chapter 6).
+    with DistributedDataParallel (chapter 7).
     """
     if args.save is not None and not args.save.parent.is_dir():
         raise ValueError(f"--save {args.save}: the folder {args.save.parent} does not exist")

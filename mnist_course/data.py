@@ -420,7 +420,7 @@ class TensorLoader:
     generator seeded once, so a run is reproducible and epochs differ. The last
     partial batch is kept.
 
-    With ``world_size`` > 1 (training on several processes, chapter 6) every
+    With ``world_size`` > 1 (training on several processes, chapter 7) every
     process builds the same loader and takes its own share of each batch:
     ``batch_size`` stays the global batch, every process draws the same
     shuffled order (same seed) and process ``rank`` takes the ``rank``-th of

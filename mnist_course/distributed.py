@@ -1,4 +1,4 @@
-"""Training on several processes with DistributedDataParallel (chapter 6, "Many processes").
+"""Training on several processes with DistributedDataParallel (chapter 7).
 
 ``mnist-course train --nproc N`` calls :func:`launch`, which starts N copies of
 the same command with ``torchrun`` (PyTorch's launcher). Each copy finds out

@@ -178,3 +178,46 @@ def comparison_bars(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     return fig
+
+
+def _numbers(values: np.ndarray) -> str:
+    return "[" + ", ".join(f"{x:+.3f}" for x in values) + "]"
+
+
+def allreduce_diagram(grads: Sequence[ArrayLike], share: int) -> Figure:
+    """Data parallelism in one picture: each process's shard gradient, all-reduced (chapter 7).
+
+    ``grads[r]`` is a few numbers of process r's gradient (its shard of ``share``
+    images); the all-reduce box shows their mean, which every process then uses.
+    """
+    rows = [np.asarray(g, dtype=float).ravel() for g in grads]
+    mean = np.mean(rows, axis=0)
+    fig, (ax,) = _figure((9, 1.2 + 1.1 * len(rows)))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.axis("off")
+
+    def box(x: float, y: float, text: str, color: str, height: float = 0.6) -> None:
+        ax.add_patch(
+            plt.Rectangle((x - 1.05, y - height / 2), 2.1, height, facecolor=color, alpha=0.25)
+        )
+        ax.text(x, y, text, ha="center", va="center", fontsize=9)
+
+    def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
+        ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "color": "0.3"})
+
+    middle = (len(rows) - 1) / 2
+    for r, g in enumerate(rows):
+        y = len(rows) - 1 - r
+        box(1.1, y, f"process {r}\n{share} images", "tab:blue")
+        box(3.8, y, f"its gradient g{r}\n{_numbers(g)}", "tab:orange")
+        box(8.9, y, "same step\nw -= lr * mean", "tab:green")
+        arrow(2.15, y, 2.75, y)
+        arrow(4.85, y, 5.55, middle)
+        arrow(7.25, middle, 7.85, y)
+    ax.add_patch(plt.Rectangle((5.55, middle - 0.45), 1.7, 0.9, facecolor="tab:purple", alpha=0.25))
+    ax.text(
+        6.4, middle, f"all-reduce\nmean\n{_numbers(mean)}", ha="center", va="center", fontsize=8
+    )
+    ax.set_title("one training step on several processes (DistributedDataParallel)")
+    return fig

@@ -6,7 +6,7 @@ chapter 6, the command line and the benchmarks. ``fit`` measures the held-out
 loader it is given after every epoch: the chapters give it the validation
 split (``EpochStats.test_loss``/``test_acc`` then hold validation numbers).
 
-The same loops run on several processes (chapter 6, :mod:`mnist_course.distributed`):
+The same loops run on several processes (chapter 7, :mod:`mnist_course.distributed`):
 give them a ``DistributedDataParallel`` model and sharded loaders; training
 numbers are then summed over the processes, and only rank 0 evaluates.
 """

@@ -63,6 +63,27 @@ def test_end_to_end_mode_runs_both_whole_processes(benchmark, tiny, capsys, monk
     assert "| notes script | 98% | 1 |" in out and "| mnist-course train | 98% | 3 |" in out
 
 
+def test_processes_mode_runs_one_and_two_processes(benchmark, tiny, capsys, monkeypatch):
+    from mnist_course import data
+
+    specs = json.dumps([[f.name, f.magic, f.count, f.md5] for f in data.MNIST_FILES])
+    commands = []
+
+    def process(name, command, target):  # (the real 2-process run is tests/test_distributed.py's)
+        commands.append(command)
+        return benchmark.Result(name, target, 3, 10.0 * len(commands), 0.991)
+
+    monkeypatch.setattr(benchmark, "process", process)
+    monkeypatch.setattr(benchmark, "course_command", lambda: ["mc", specs])
+    assert benchmark.main(["--mode", "processes", "--data-root", str(tiny)]) == 0
+    out = capsys.readouterr().out
+    assert commands[1] == [*commands[0], "--nproc", "2"] and "cnn" in commands[0]
+    assert (
+        "| 1 process | 99% | 3 | 10.0 |" in out and "| 2 processes (DDP) | 99% | 3 | 20.0 |" in out
+    )
+    assert "2 processes (DDP) took 2.00x the time of 1 process" in out
+
+
 def fake(name: str, seconds: float, accuracy: float):
     def pipeline(*args, **kwargs):
         return sys.modules["time_to_accuracy"].Result(name, 0.98, 3, seconds, accuracy)

@@ -42,6 +42,7 @@ def test_every_chapter_is_there():
         "04_softmax_regression",
         "05_mnist_mlp",
         "06_going_further",
+        "07_many_processes",
     ]
 
 
@@ -96,7 +97,7 @@ def test_every_cell_has_a_slide_type(path):
 # Exercises, quizzes, speaker notes, code width, glossary (issue 9)
 # ---------------------------------------------------------------------------------------------
 
-TAUGHT = CHAPTERS[1:]  # chapters 1 to 6: chapter 0 only sets up
+TAUGHT = CHAPTERS[1:]  # chapters 1 to 7: chapter 0 only sets up
 GLOSSARY = ROOT / "notebooks" / "glossary.md"
 
 

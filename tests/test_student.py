@@ -38,7 +38,7 @@ def test_stub_source_rejects_unmarked_or_unbalanced_cells(source):
 
 
 def test_there_are_exercises_to_hand_out():
-    assert [p.name[:2] for p in WITH_EXERCISES] == ["01", "02", "03", "04", "05", "06"]
+    assert [p.name[:2] for p in WITH_EXERCISES] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 def solution_lines(cell) -> set[str]:

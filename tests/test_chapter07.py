@@ -1,0 +1,260 @@
+"""Chapter 7's checkers and quiz: right answers pass, each typical mistake gets its message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnist_course import chapter07, data, exercises
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "07_many_processes.ipynb"
+ODD_RETURNS = [None, (1, 2), "12", float("nan"), {"share": 1}, torch.zeros(2, 2), [[1], [2]]]
+
+
+@pytest.fixture(autouse=True)
+def fresh_hints():
+    exercises._failures.clear()
+    yield
+    exercises._failures.clear()
+
+
+# ----------------------------------------------------------------------------------- shard
+
+
+def loader_shard(batch, rank, world_size):
+    """The course's own loader: ``batch`` as an epoch's last (partial) batch."""
+    size = world_size * -(-len(batch) // world_size)  # a multiple of world_size, >= len(batch)
+    loader = data.TensorLoader(batch, batch, size, rank=rank, world_size=world_size)
+    return next(iter(loader))[0]
+
+
+@pytest.mark.parametrize(
+    "shard",
+    [
+        chapter07.reference_shard,
+        lambda b, r, w: b[r::w][: len(b) // w],  # strided, like DistributedSampler
+        lambda b, r, w: b.tolist()[r * (len(b) // w) : (r + 1) * (len(b) // w)],  # a list
+        lambda b, r, w: np.asarray(b)[len(b) // w * (w - 1 - r) :][: len(b) // w],  # reversed
+    ],
+)
+def test_right_shards_pass(shard):
+    assert chapter07.check_shard(shard).ok
+
+
+def test_the_reference_agrees_with_the_loader():
+    for length, world in chapter07.SHARD_CASES:
+        batch = torch.arange(100, 100 + length)
+        for rank in range(world):
+            expected = chapter07.reference_shard(batch, rank, world)
+            assert torch.equal(loader_shard(batch, rank, world), expected)
+
+
+@pytest.mark.parametrize(
+    "message, shard",
+    [
+        ("shares have sizes [3, 3, 3, 1]", lambda b, r, w: torch.chunk(b, w)[r]),
+        ("shares have sizes [3, 3, 2, 2]", lambda b, r, w: torch.tensor_split(b, w)[r]),
+        ("goes to process 0 and to process 1", lambda b, r, w: b),
+        ("you returned positions", lambda b, r, w: torch.arange(r * 2, r * 2 + len(b) // w)),
+        ("4 of 8 entries are left out", lambda b, r, w: b[r * 2 : r * 2 + 2]),
+        ("returned a slice", lambda b, r, w: slice(r, r + 1)),
+        ("not whole", lambda b, r, w: b[: len(b) // w] + 0.5),
+    ],
+)
+def test_each_shard_mistake_gets_its_message(message, shard):
+    feedback = chapter07.check_shard(shard)
+    assert not feedback.ok and message in feedback.message, feedback.message
+
+
+def test_the_library_is_refused_for_shard():
+    def sampler(b, r, w):
+        torch.utils.data.DistributedSampler(range(len(b)), num_replicas=w, rank=r)
+        return chapter07.reference_shard(b, r, w)
+
+    def loader(b, r, w):
+        return loader_shard(b, r, w)
+
+    for shard in (sampler, loader):
+        feedback = chapter07.check_shard(shard)
+        assert not feedback.ok and "write it yourself" in feedback.message, feedback.message
+
+
+@pytest.mark.parametrize("value", ODD_RETURNS)
+def test_odd_shard_returns_never_raise(value):
+    feedback = chapter07.check_shard(lambda b, r, w: value)
+    assert not feedback.ok
+
+
+def test_broken_and_unwritten_shards_never_raise():
+    def unwritten(b, r, w):
+        raise NotImplementedError
+
+    assert "not written yet" in chapter07.check_shard(unwritten).message
+    assert "ZeroDivisionError" in chapter07.check_shard(lambda b, r, w: 1 / 0).message
+    assert not chapter07.check_shard("shard").ok
+    assert not chapter07.check_shard(lambda: None).ok
+
+
+def test_shard_hint_grows():
+    def chunks(b, r, w):
+        return torch.chunk(b, w)[r]
+
+    first = chapter07.check_shard(chunks).message
+    second = chapter07.check_shard(chunks).message
+    assert "Hint" not in first and "Hint: every process takes" in second
+
+
+# ----------------------------------------------------------------------------------- ddp_step
+
+
+def grads_of(replica, x, y):
+    replica.zero_grad()
+    F.cross_entropy(replica(x), y).backward()
+    return [p.grad.clone() for p in replica.parameters()]
+
+
+def update(replicas, grads_per_replica, lr):
+    with torch.no_grad():
+        for replica, grads in zip(replicas, grads_per_replica, strict=True):
+            for p, g in zip(replica.parameters(), grads, strict=True):
+                p -= lr * g
+
+
+def own_gradient_each(replicas, shards, lr):
+    grads = [grads_of(m, x, y) for m, (x, y) in zip(replicas, shards, strict=True)]
+    update(replicas, grads, lr)
+    return grads[0]
+
+
+def summed(replicas, shards, lr):
+    grads = [grads_of(m, x, y) for m, (x, y) in zip(replicas, shards, strict=True)]
+    total = [sum(g) for g in zip(*grads, strict=True)]
+    update(replicas, [total] * len(replicas), lr)
+    return total
+
+
+def no_zero_grad(replicas, shards, lr):
+    grads = []
+    for m, (x, y) in zip(replicas, shards, strict=True):
+        F.cross_entropy(m(x), y).backward()
+        grads.append([p.grad.clone() for p in m.parameters()])
+    mean = [sum(g) / len(g) for g in zip(*grads, strict=True)]
+    update(replicas, [mean] * len(replicas), lr)
+    return mean
+
+
+def only_first_replica(replicas, shards, lr):
+    mean = chapter07.reference_ddp_step(replicas[:1] * 1, shards[:1], lr)
+    return mean
+
+
+def no_update(replicas, shards, lr):
+    grads = [grads_of(m, x, y) for m, (x, y) in zip(replicas, shards, strict=True)]
+    return [sum(g) / len(g) for g in zip(*grads, strict=True)]
+
+
+def whole_batch(replicas, shards, lr):
+    """Legitimate with equal shares: the whole batch's gradient is the same mean."""
+    x, y = (torch.cat(t) for t in zip(*shards, strict=True))
+    grads = grads_of(replicas[0], x, y)
+    update(replicas, [grads] * len(replicas), lr)
+    return grads
+
+
+@pytest.mark.parametrize("step", [chapter07.reference_ddp_step, whole_batch])
+def test_right_ddp_steps_pass(step):
+    assert chapter07.check_ddp_step(step).ok
+
+
+def test_the_reference_step_is_sgd_on_the_whole_batch():
+    world, share = 3, 4
+    replicas = chapter07.toy_replicas(world)
+    (single,) = chapter07.toy_replicas(1)
+    shards = chapter07.toy_shards(world, share, seed=0)
+    chapter07.reference_ddp_step(replicas, shards, 0.5)
+    optimizer = torch.optim.SGD(single.parameters(), lr=0.5)
+    x, y = (torch.cat(t) for t in zip(*shards, strict=True))
+    F.cross_entropy(single(x), y).backward()
+    optimizer.step()
+    for replica in replicas:
+        for a, b in zip(replica.parameters(), single.parameters(), strict=True):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "message, step",
+    [
+        ("replicas hold different weights", own_gradient_each),
+        ("3 times too large", summed),
+        ("first step is right, the second is not", no_zero_grad),
+        ("replicas hold different weights", only_first_replica),
+        ("weights did not change", no_update),
+    ],
+)
+def test_each_ddp_mistake_gets_its_message(message, step):
+    feedback = chapter07.check_ddp_step(step)
+    assert not feedback.ok and message in feedback.message, feedback.message
+
+
+def test_the_library_is_refused_for_ddp_step():
+    def with_sgd(replicas, shards, lr):
+        torch.optim.SGD(replicas[0].parameters(), lr=lr)
+        return chapter07.reference_ddp_step(replicas, shards, lr)
+
+    def with_ddp(replicas, shards, lr):
+        torch.nn.parallel.DistributedDataParallel(replicas[0])
+
+    for step in (with_sgd, with_ddp):
+        feedback = chapter07.check_ddp_step(step)
+        assert not feedback.ok and "write it yourself" in feedback.message, feedback.message
+
+
+@pytest.mark.parametrize("value", ODD_RETURNS)
+def test_odd_ddp_returns_never_raise(value):
+    def step(replicas, shards, lr):
+        chapter07.reference_ddp_step(replicas, shards, lr)
+        return value
+
+    assert not chapter07.check_ddp_step(step).ok
+
+
+def test_broken_ddp_steps_never_raise():
+    assert "ZeroDivisionError" in chapter07.check_ddp_step(lambda *a: 1 / 0).message
+    assert not chapter07.check_ddp_step(None).ok
+    wrong_shapes = chapter07.check_ddp_step(lambda r, s, lr: [torch.zeros(1)] * 4)
+    assert not wrong_shapes.ok and "shape" in wrong_shapes.message
+
+
+# ----------------------------------------------------------------------------------- quiz, notebook
+
+
+def test_quiz_key_is_computed_right():
+    ids = torch.arange(128)
+    loader = data.TensorLoader(ids, ids, 128, rank=1, world_size=4)
+    assert len(next(iter(loader))[1]) == chapter07.QUIZ[1].answer
+
+
+def test_quiz_marks_and_explains():
+    right = {k: q.answer for k, q in chapter07.QUIZ.items()}
+    result = chapter07.check_quiz(right)
+    assert result.ok and result.right == len(chapter07.QUIZ) >= 3
+    assert "not answered yet" in str(chapter07.check_quiz({}))
+    assert not chapter07.check_quiz(None).ok
+
+
+def test_notebook_uses_every_exercise_once_in_order():
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    names = [
+        c["metadata"]["exercise"] for c in nb["cells"] if "checker" in c["metadata"].get("tags", [])
+    ]
+    assert tuple(names) == chapter07.EXERCISES
+    quiz_cells = [c for c in nb["cells"] if "quiz" in c["metadata"].get("tags", [])]
+    assert len(quiz_cells) == 1 and "chapter07.check_quiz(answers)" in "".join(
+        quiz_cells[0]["source"]
+    )
