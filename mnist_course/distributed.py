@@ -90,6 +90,12 @@ def rank() -> int:
     return dist.get_rank() if active() else 0
 
 
+def _on_backend(values: Sequence[float]) -> torch.Tensor:
+    """``values`` as a float64 tensor where the backend can send it (nccl: the GPU)."""
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    return torch.tensor(list(values), dtype=torch.float64, device=device)
+
+
 def sum_over_processes(values: Sequence[float]) -> list[float]:
     """Each value summed over all processes (unchanged when training alone).
 
@@ -98,8 +104,7 @@ def sum_over_processes(values: Sequence[float]) -> list[float]:
     """
     if not active():
         return list(values)
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    tensor = torch.tensor(list(values), dtype=torch.float64, device=device)
+    tensor = _on_backend(values)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.tolist()
 
@@ -108,8 +113,7 @@ def share_from_rank_0(values: Sequence[float]) -> list[float]:
     """Rank 0's values, on every process (unchanged when training alone)."""
     if not active():
         return list(values)
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    tensor = torch.tensor(list(values), dtype=torch.float64, device=device)
+    tensor = _on_backend(values)
     dist.broadcast(tensor, src=0)
     return tensor.tolist()
 
