@@ -35,11 +35,6 @@ class Process:
     device: torch.device
     backend: str
 
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the process that prints, evaluates and saves."""
-        return self.rank == 0
-
 
 def under_torchrun() -> bool:
     """Whether torchrun (or another launcher setting its variables) started this process."""
