@@ -55,15 +55,31 @@ def _tree_state(root: Path) -> set[str] | None:
 
     try:
         done = subprocess.run(
-            ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+            ["git", "status", "--porcelain", "-z", "--ignored", "--untracked-files=all"],
             cwd=root, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:
         return None
-    paths = {line[3:] for line in done.stdout.splitlines()}
+    paths = _porcelain_paths(done.stdout)
     return {p for p in paths if not p.startswith(ALLOWED_LEFTOVERS) and not _is_cache(p)}
+
+
+def _porcelain_paths(output: str) -> set[str]:
+    """The paths in `git status --porcelain -z` output, unquoted (names may hold spaces).
+
+    Each entry is "XY path"; a rename or copy (X is R or C) is followed by its old path.
+    """
+    fields = iter(output.split("\0"))
+    paths = set()
+    for entry in fields:
+        if len(entry) < 4:
+            continue
+        paths.add(entry[3:])
+        if entry[0] in "RC":
+            next(fields, None)
+    return paths
 
 
 def _is_cache(path: str) -> bool:

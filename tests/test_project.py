@@ -174,3 +174,33 @@ def test_in_ci_a_skip_is_a_failure(tmp_path, ci, outcome):
     assert outcome in result.stdout, result.stdout
     if ci:
         assert "CI is set" in result.stdout
+
+
+LEAVING_FILES = """
+from pathlib import Path
+
+def test_writes_into_build():
+    Path("build").mkdir(exist_ok=True)
+    Path("build/launcher manifest.xml").write_text("allowed")
+
+def test_leaves_a_file():
+    Path("left over.txt").write_text("not allowed")
+"""
+
+
+def test_in_ci_files_left_in_the_tree_fail_the_run(tmp_path):
+    """Names with spaces too: `git status` quotes them unless asked for -z (a CI failure)."""
+    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_leaving.py").write_text(LEAVING_FILES)
+    (tmp_path / ".gitignore").write_text("build/\n__pycache__/\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], cwd=tmp_path, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+         "--rootdir", str(tmp_path), str(tmp_path)],
+        capture_output=True, text=True, env={**os.environ, "CI": "true"}, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
+    assert "left files in the working tree: ['left over.txt']" in result.stdout, result.stdout
