@@ -14,6 +14,12 @@ How exercises are found (the conventions of :mod:`mnist_course.exercises`):
 - a checker cell carries the tag ``checker`` and the metadata
   ``"exercise": "<name>"``; its output starts "Correct (<name>)" or
   "Not yet (<name>)" (:class:`mnist_course.exercises.Feedback`);
+- a checker cell holds one call, ``chapterNN.check_<name>(answer, ...)``
+  (a toy notebook's may drop the module), on plain names: a checker cell
+  changed to anything else is an error, whatever it printed, so printing
+  "Correct (softmax)" by hand does not pass. (The learner's code runs in the
+  same kernel, so a learner who sets out to patch the package can still fool
+  the grader: it gives feedback, it is not an exam.)
 - an answer cell (tag ``answer``) that raised ``NotImplementedError`` (the
   learner copy's stub) makes its exercise "not yet" even when the checker
   cell could not run;
@@ -28,6 +34,7 @@ The exit code is 0 only when every exercise of every notebook is correct
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import math
 import re
@@ -93,6 +100,13 @@ def expected_exercises(chapter: str | None) -> tuple[str, ...]:
             raise
         return ()
     return tuple(getattr(module, "EXERCISES", ()))
+
+
+def _chapter_module(chapter: str | None) -> str | None:
+    """``"chapter01"`` when ``mnist_course.chapter01`` exists (its checkers are called through it)."""
+    if chapter is None or importlib.util.find_spec(f"mnist_course.chapter{chapter}") is None:
+        return None
+    return f"chapter{chapter}"
 
 
 def find_notebooks(paths: list[Path]) -> list[tuple[Path, str]]:
@@ -165,10 +179,27 @@ def _verdict(name: str, cell: Any) -> Result | None:
     return None
 
 
+def _is_checker_call(source: str, name: str, module: str | None) -> bool:
+    """Whether ``source`` is only ``[module.]check_<name>(a, b, ...)`` (comments allowed)."""
+    lines = [line.split("#")[0].strip() for line in source.splitlines()]
+    call = " ".join(line for line in lines if line)
+    prefix = re.escape(f"{module}.") if module else r"(?:[A-Za-z_]\w*\.)?"
+    names = r"(?:[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*\s*,?)?"
+    return re.fullmatch(rf"{prefix}check_{re.escape(name)}\(\s*{names}\s*\)", call) is not None
+
+
 def _grade_exercise(name: str, checker: Any | None, answers: list[Any], ran: set[int],
-                    cells: list[Any], timeout: float, timed_out: bool) -> Result:  # fmt: skip
+                    cells: list[Any], timeout: float, timed_out: bool,
+                    module: str | None = None) -> Result:  # fmt: skip
     if checker is None:
         return Result(ERROR, "no checker cell for this exercise (was it deleted?)")
+    if not _is_checker_call(checker.source, name, module):
+        call = f"{module + '.' if module else ''}check_{name}(...)"
+        return Result(
+            ERROR,
+            f"the checker cell was changed: it should hold only the call {call} on your "
+            "answer; copy it back from the chapter",
+        )
     index = cells.index(checker)
     if index not in ran:
         if timed_out:
@@ -271,6 +302,7 @@ def grade_notebook(path: Path, label: str | None = None, timeout: float = 300) -
     label = label or path.as_posix()
     chapter = chapter_of(path)
     names = list(expected_exercises(chapter))
+    module = _chapter_module(chapter)
     graded = Graded(label, chapter)
     try:
         nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
@@ -301,7 +333,7 @@ def grade_notebook(path: Path, label: str | None = None, timeout: float = 300) -
     for name in names:
         checker = checkers.get(name)
         answers = _answers_for(name, cells, checker)
-        result = _grade_exercise(name, checker, answers, ran, cells, timeout, timed_out)
+        result = _grade_exercise(name, checker, answers, ran, cells, timeout, timed_out, module)
         if stopped and result.message.startswith("the checker cell did not run"):
             result = Result(ERROR, f"the checker cell did not run ({stopped})")
         graded.exercises[name] = result

@@ -138,7 +138,7 @@ def test_an_exercise_cell_that_raises_is_an_error_and_later_cells_still_run(tmp_
     nb = toy()
     raising = "scale = 1 / 0\n\n\ndef double(x):\n    return scale * x"
     nb.cells[2] = code(raising, ("answer",), "double")  # raises before defining double
-    nb.cells[5] = code("check_square(lambda x: x.no_such_thing)", ("checker",), "square")
+    nb.cells[4] = code("def square(x):\n    return x.no_such_thing", ("answer",), "square")
     graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), timeout=120)
     double, square = graded.exercises["double"], graded.exercises["square"]
     assert double == grade.Result(
@@ -157,6 +157,35 @@ def test_a_checker_cell_that_raises_gives_the_first_line_of_the_error(tmp_path):
         "error", "NameError: name 'dubble' is not defined"
     )
     assert graded.exercises["square"].status == "correct"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'print("Correct (double): double(2) == 4.")',  # the verdict typed by hand
+        "check_double(double)\nprint('Correct (double): yes')",
+        "check_double(lambda x: 4.0)",  # passes the checker without the answer
+        "check_square(square)",  # another exercise's checker
+    ],
+)
+def test_a_changed_checker_cell_is_an_error_whatever_it_printed(tmp_path, source):
+    nb = toy()
+    nb.cells[2] = answer("double", "return x")  # wrong
+    nb.cells[3] = code(source, ("checker",), "double")
+    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), timeout=120)
+    assert graded.exercises["double"] == grade.Result(
+        "error",
+        "the checker cell was changed: it should hold only the call check_double(...) on your "
+        "answer; copy it back from the chapter",
+    )
+    assert graded.exercises["square"].status == "correct"
+
+
+def test_a_real_chapter_checker_must_call_its_chapter_module():
+    call = "chapter01.check_softmax(softmax)"
+    assert grade._is_checker_call(call + "  # run this cell", "softmax", "chapter01")
+    assert not grade._is_checker_call(call, "softmax", "chapter02")
+    assert not grade._is_checker_call("mine.check_softmax(softmax)", "softmax", "chapter01")
 
 
 def test_deleted_cells_show_as_errors_not_as_missing_columns(tmp_path, monkeypatch):
