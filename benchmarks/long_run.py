@@ -42,8 +42,8 @@ def row(stats: training.EpochStats) -> dict[str, str]:
         "epoch": str(stats.epoch),
         "train_loss": f"{stats.train_loss:.5f}",
         "train_acc": f"{stats.train_acc:.5f}",
-        "val_loss": f"{stats.test_loss:.5f}",  # fit() evaluates the loader it is given
-        "val_acc": f"{stats.test_acc:.5f}",
+        "val_loss": f"{stats.val_loss:.5f}",
+        "val_acc": f"{stats.val_acc:.5f}",
     }
 
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         write_csv(rows, args.out)
         print(
             f"epoch {stats.epoch:3d}: train loss {stats.train_loss:.4f}, "
-            f"val loss {stats.test_loss:.4f}, val acc {100 * stats.test_acc:.2f}% "
+            f"val loss {stats.val_loss:.4f}, val acc {100 * stats.val_acc:.2f}% "
             f"({time.perf_counter() - start:.0f} s)",
             flush=True,
         )

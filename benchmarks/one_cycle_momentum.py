@@ -57,12 +57,12 @@ def run(job: tuple[str, int, int, str | None, int]) -> list[dict[str, str]]:
             "seed": str(seed),
             "epoch": str(h.epoch),
             "train_loss": f"{h.train_loss:.5f}",
-            "val_loss": f"{h.test_loss:.5f}",
-            "val_acc": f"{h.test_acc:.4f}",
+            "val_loss": f"{h.val_loss:.5f}",
+            "val_acc": f"{h.val_acc:.4f}",
         }
         for h in history
     ]
-    print(f"{variant} seed {seed}: val acc {100 * history[-1].test_acc:.2f}%", flush=True)
+    print(f"{variant} seed {seed}: val acc {100 * history[-1].val_acc:.2f}%", flush=True)
     return rows
 
 

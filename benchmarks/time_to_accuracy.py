@@ -66,14 +66,14 @@ def run(
     """Train until ``target`` test accuracy or ``epochs``; the clock started at ``start``."""
 
     def report(stats: training.EpochStats) -> bool:
-        print(f"    {name} epoch {stats.epoch}: {100 * stats.test_acc:.2f}%", flush=True)
-        return stats.test_acc >= target  # stop once the target is reached
+        print(f"    {name} epoch {stats.epoch}: {100 * stats.val_acc:.2f}%", flush=True)
+        return stats.val_acc >= target  # stop once the target is reached
 
     history = training.fit(
         model, train_loader, test_loader, optimizer, epochs, scheduler, device, callback=report
     )
     seconds = time.perf_counter() - start
-    result = Result(name, target, len(history), seconds, history[-1].test_acc)
+    result = Result(name, target, len(history), seconds, history[-1].val_acc)
     print(
         f"  {name}: {result.epochs} epochs, {seconds:.1f} s, {100 * result.accuracy:.2f}%",
         flush=True,

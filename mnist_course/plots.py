@@ -118,15 +118,16 @@ def show_image(image: ArrayLike, title: str = "") -> Figure:
 
 
 def training_curves(history: Sequence) -> Figure:
-    """Loss and accuracy per epoch, training and test, from a :func:`~mnist_course.training.fit`
-    history or any sequence of objects with the same fields (chapter 4)."""
+    """Loss and accuracy per epoch, training and validation, from a
+    :func:`~mnist_course.training.fit` history or any sequence of objects with the
+    same fields (chapter 6)."""
     epochs = [h.epoch for h in history]
     fig, (left, right) = _figure((9, 3.4), ncols=2)
     left.plot(epochs, [h.train_loss for h in history], "o-", label="train")
-    left.plot(epochs, [h.test_loss for h in history], "o-", label="test")
+    left.plot(epochs, [h.val_loss for h in history], "o-", label="validation")
     left.set_title("cross-entropy loss")
     right.plot(epochs, [100 * h.train_acc for h in history], "o-", label="train")
-    right.plot(epochs, [100 * h.test_acc for h in history], "o-", label="test")
+    right.plot(epochs, [100 * h.val_acc for h in history], "o-", label="validation")
     right.set_title("accuracy (%)")
     for ax in (left, right):
         ax.set_xlabel("epoch")

@@ -2,9 +2,10 @@
 
 Chapter 5 writes its ``train()``/``test()`` loops out in the notebook; these are
 the same loops, packaged with a history, a progress bar and checks, for
-chapter 6, the command line and the benchmarks. ``fit`` measures the held-out
-loader it is given after every epoch: the chapters give it the validation
-split (``EpochStats.test_loss``/``test_acc`` then hold validation numbers).
+chapter 6, the command line and the benchmarks. ``fit`` measures a held-out
+loader after every epoch, the validation split in the chapters (chapter 4:
+choose on validation, measure the test set once); its history calls those
+numbers ``val_loss`` and ``val_acc``.
 
 The same loops run on several processes (chapter 7, :mod:`mnist_course.distributed`):
 give them a ``DistributedDataParallel`` model and sharded loaders; training
@@ -47,8 +48,8 @@ class EpochStats:
     epoch: int
     train_loss: float
     train_acc: float
-    test_loss: float
-    test_acc: float
+    val_loss: float  # on the held-out loader given to fit (the validation split)
+    val_acc: float
     seconds: float
     lr: float
 
@@ -131,7 +132,7 @@ def evaluate(
 def fit(
     model: nn.Module,
     train_loader: Batches,
-    test_loader: Batches,
+    val_loader: Batches,
     optimizer: torch.optim.Optimizer,
     epochs: int,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
@@ -139,7 +140,7 @@ def fit(
     progress: bool = False,
     callback: Callable[[EpochStats], bool | None] | None = None,
 ) -> list[EpochStats]:
-    """Train for ``epochs`` epochs, evaluating after each; returns the history.
+    """Train for ``epochs`` epochs, evaluating on ``val_loader`` after each; returns the history.
 
     ``callback(stats)`` is called after each epoch; returning ``True`` stops
     training early (the benchmark stops at a target accuracy this way).
@@ -157,15 +158,15 @@ def fit(
         train_loss, train_acc = train_epoch(
             model, train_loader, optimizer, scheduler, device, epoch, progress
         )
-        test_loss, test_acc, stop = math.nan, math.nan, False
+        val_loss, val_acc, stop = math.nan, math.nan, False
         if main:
-            test_loss, test_acc = evaluate(plain, test_loader, device)
+            val_loss, val_acc = evaluate(plain, val_loader, device)
         seconds = time.perf_counter() - start
-        stats = EpochStats(epoch, train_loss, train_acc, test_loss, test_acc, seconds, lr)
+        stats = EpochStats(epoch, train_loss, train_acc, val_loss, val_acc, seconds, lr)
         if main and callback is not None:
             stop = bool(callback(stats))
-        test_loss, test_acc, stop = distributed.share_from_rank_0([test_loss, test_acc, stop])
-        stats = EpochStats(epoch, train_loss, train_acc, test_loss, test_acc, seconds, lr)
+        val_loss, val_acc, stop = distributed.share_from_rank_0([val_loss, val_acc, stop])
+        stats = EpochStats(epoch, train_loss, train_acc, val_loss, val_acc, seconds, lr)
         history.append(stats)
         if stop:
             break

@@ -72,7 +72,7 @@ def main() -> None:
         distributed.cleanup()
     plain = model.module if group is not None else model
     torch.save(plain.state_dict(), args.out / f"rank{rank}.pt")
-    stats = [[h.train_loss, h.train_acc, h.test_loss, h.test_acc] for h in history]
+    stats = [[h.train_loss, h.train_acc, h.val_loss, h.val_acc] for h in history]
     (args.out / f"rank{rank}.json").write_text(
         json.dumps({"steps": len(loader), "images": images_seen, "history": stats})
     )

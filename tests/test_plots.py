@@ -54,6 +54,8 @@ def test_training_curves_and_confusion():
     fig = plots.training_curves(history)
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]
     assert list(fig.axes[1].lines[1].get_ydata()) == [85.0, 90.0]
+    legend = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
+    assert legend == ["train", "validation"]  # what fit's history holds in the chapters
     matrix = torch.eye(10, dtype=torch.long) * 5
     assert len(plots.confusion(matrix).axes[0].texts) == 100
 

@@ -28,12 +28,10 @@ def test_fit_learns_and_records_history():
     seen = []
     history = training.fit(model, train, test, optimizer, 3, scheduler, callback=seen.append)
     assert [h.epoch for h in history] == [1, 2, 3] and seen == history
-    assert history[-1].test_acc > 0.95 and history[-1].train_loss < history[0].train_loss
+    assert history[-1].val_acc > 0.95 and history[-1].train_loss < history[0].train_loss
     assert all(h.seconds > 0 and h.lr > 0 for h in history)
     loss, acc = training.evaluate(model, test)
-    assert acc == pytest.approx(history[-1].test_acc) and loss == pytest.approx(
-        history[-1].test_loss
-    )
+    assert acc == pytest.approx(history[-1].val_acc) and loss == pytest.approx(history[-1].val_loss)
 
 
 def test_callback_can_stop_early():
