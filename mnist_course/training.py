@@ -3,7 +3,7 @@
 Chapter 5 writes its ``train()``/``test()`` loops out in the notebook; these are
 the same loops, packaged with a history, a progress bar and checks, for
 chapter 6, the command line and the benchmarks. ``fit`` measures a held-out
-loader after every epoch, the validation split in the chapters (chapter 4:
+loader after every epoch, the validation split in the chapters (chapter 3:
 choose on validation, measure the test set once); its history calls those
 numbers ``val_loss`` and ``val_acc``.
 
