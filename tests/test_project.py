@@ -159,18 +159,22 @@ def test_known_failure():
 """
 
 
+def run_pytest_with_our_conftest(folder: Path, ci: str) -> subprocess.CompletedProcess[str]:
+    """pytest on ``folder`` (a copy of the project's conftest.py inside), with CI set to ``ci``."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+         "--rootdir", str(folder), str(folder)],
+        capture_output=True, text=True, env={**os.environ, "CI": ci}, cwd=folder,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "ci, outcome", [("true", "1 failed, 1 xfailed"), ("", "1 skipped, 1 xfailed")]
 )
 def test_in_ci_a_skip_is_a_failure(tmp_path, ci, outcome):
     shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
     (tmp_path / "test_skipping.py").write_text(SKIPPING)
-    env = {**os.environ, "CI": ci}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-         "--rootdir", str(tmp_path), str(tmp_path)],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
-    )  # fmt: skip
+    result = run_pytest_with_our_conftest(tmp_path, ci)
     assert outcome in result.stdout, result.stdout
     if ci:
         assert "CI is set" in result.stdout
@@ -197,10 +201,6 @@ def test_in_ci_files_left_in_the_tree_fail_the_run(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
     subprocess.run([*git, "commit", "-qm", "start"], cwd=tmp_path, check=True)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-         "--rootdir", str(tmp_path), str(tmp_path)],
-        capture_output=True, text=True, env={**os.environ, "CI": "true"}, cwd=tmp_path,
-    )  # fmt: skip
+    result = run_pytest_with_our_conftest(tmp_path, "true")
     assert result.returncode == 1, result.stdout
     assert "left files in the working tree: ['left over.txt']" in result.stdout, result.stdout
