@@ -65,17 +65,27 @@ class ForbiddenCall(Exception):
 # How often each exercise has failed in this kernel: the second failure shows the hint.
 _failures: dict[str, int] = {}
 
+# The last verdict of each exercise's checker in this kernel. `mnist-course grade` reads it
+# (never the text a cell printed, which the learner's code could print too).
+verdicts: dict[str, Feedback] = {}
+
 
 def checker(name: str) -> Callable[[Callable[..., str]], Callable[..., Feedback]]:
     """Decorator: a checking function (returns a message or raises :class:`NotYet`) -> a checker.
 
     The checker takes the same arguments plus ``hint=``; it returns a
-    :class:`Feedback` and never raises.
+    :class:`Feedback`, records it in :data:`verdicts`, and never raises.
     """
 
     def wrap(check: Callable[..., str]) -> Callable[..., Feedback]:
         @functools.wraps(check)
         def run(*args: Any, hint: int | None = None, **kwargs: Any) -> Feedback:
+            verdicts.pop(name, None)  # a check that never returns leaves no verdict behind
+            feedback = _run_check(*args, hint=hint, **kwargs)
+            verdicts[name] = feedback
+            return feedback
+
+        def _run_check(*args: Any, hint: int | None = None, **kwargs: Any) -> Feedback:
             try:
                 message = check(*args, **kwargs)
             except NotYet as not_yet:
