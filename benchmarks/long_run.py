@@ -17,7 +17,7 @@ epoch's batches while the network learns (as the lecture's running loss is);
 the validation numbers are measured after the epoch, in eval mode. Chapter 5
 plots the file and quotes it.
 
-    python benchmarks/long_run.py [--epochs 100] [--out benchmarks/results/lecture_100_epochs.csv]
+    python benchmarks/long_run.py [--epochs 100] [--out mnist_course/results/lecture_100_epochs.csv]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch
 
 from mnist_course import data, models, runtime, training
 
-DEFAULT_OUT = Path(__file__).parent / "results" / "lecture_100_epochs.csv"
+DEFAULT_OUT = Path(__file__).parents[1] / "mnist_course" / "results" / "lecture_100_epochs.csv"
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
 
 

@@ -28,7 +28,7 @@ import torch
 
 from mnist_course import data, models, runtime, training
 
-DEFAULT_OUT = Path(__file__).parent / "results" / "one_cycle_momentum.csv"
+DEFAULT_OUT = Path(__file__).parents[1] / "mnist_course" / "results" / "one_cycle_momentum.csv"
 COLUMNS = ("variant", "seed", "epoch", "train_loss", "val_loss", "val_acc")
 VARIANTS = {"cycled": True, "constant": False}
 MAX_LR, BATCH = 0.1, 128

@@ -1,0 +1,27 @@
+"""Results the benchmarks measured, stored with the package (chapter 5 plots them).
+
+The CSV files live in ``mnist_course/results/`` and install with the package, so a
+chapter that reads them runs wherever it is copied: a learner's folder, a hub
+student's home, the grader's temporary folder. Each is written by a script in
+``benchmarks/`` (named in the file's row of :data:`FILES`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from importlib import resources
+
+FILES = {
+    "lecture_100_epochs.csv": "benchmarks/long_run.py",
+    "one_cycle_momentum.csv": "benchmarks/one_cycle_momentum.py",
+}
+
+
+def rows(name: str) -> list[dict[str, str]]:
+    """The rows of the stored result ``name`` (e.g. ``"lecture_100_epochs.csv"``), as strings."""
+    if name not in FILES:
+        known = ", ".join(sorted(FILES))
+        raise ValueError(f"no stored result named {name!r}; the stored results are: {known}")
+    text = resources.files("mnist_course").joinpath("results", name).read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
