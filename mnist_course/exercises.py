@@ -10,8 +10,11 @@ built from the pieces here:
   "Not yet" names the symptom, a second failing call (or ``hint=2``) adds a
   stronger hint. The solution is never shown;
 - :func:`call`: runs the learner's function with the library functions the
-  exercise asks them to write made unavailable (:func:`forbid`); calling one
-  ends in "Not yet: write it yourself, without ...";
+  exercise asks them to write made unavailable, however they are reached (by
+  name, held in a default, a closure, a partial or an object, or as the PyTorch
+  operator itself); calling one ends in "Not yet: write it yourself, without
+  ...". It also stops a function that runs longer than :data:`TIME_LIMIT`;
+- :func:`draw`: a fresh seed per check, so each check runs on new inputs;
 - :func:`as_array`, :func:`as_float`, :func:`close`: read an answer of any
   type without crashing.
 
@@ -20,9 +23,17 @@ A checking function returns the success message, or raises :class:`NotYet`.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import dis
 import functools
 import importlib
+import inspect
+import itertools
+import signal
+import sys
+import threading
+import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +41,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 @dataclass(frozen=True)
@@ -69,12 +82,28 @@ _failures: dict[str, int] = {}
 # (never the text a cell printed, which the learner's code could print too).
 verdicts: dict[str, Feedback] = {}
 
+# The seed of every check's inputs (see :func:`draw`), and how often each exercise drew.
+SEED = 0
+_draws: dict[str, int] = {}
 
-def checker(name: str) -> Callable[[Callable[..., str]], Callable[..., Feedback]]:
+# Seconds a learner's function may run before it is stopped (0: no limit).
+TIME_LIMIT = 60.0
+
+
+class TimedOut(BaseException):
+    """The learner's function ran past :data:`TIME_LIMIT` (a BaseException: ``except
+    Exception`` in the learner's code does not swallow it)."""
+
+
+def checker(
+    name: str, expects: str = "the answer the exercise asks for"
+) -> Callable[[Callable[..., str]], Callable[..., Feedback]]:
     """Decorator: a checking function (returns a message or raises :class:`NotYet`) -> a checker.
 
     The checker takes the same arguments plus ``hint=``; it returns a
-    :class:`Feedback`, records it in :data:`verdicts`, and never raises.
+    :class:`Feedback`, records it in :data:`verdicts`, and never raises
+    (``KeyboardInterrupt`` aside). ``expects`` says what the checker takes, for
+    the message when it cannot read an answer.
     """
 
     def wrap(check: Callable[..., str]) -> Callable[..., Feedback]:
@@ -97,9 +126,12 @@ def checker(name: str) -> Callable[[Callable[..., str]], Callable[..., Feedback]
                 elif not_yet.hint:
                     text += " (Run the check again, or pass hint=2, for a hint.)"
                 return Feedback(name, False, text)
-            except Exception as err:  # an answer the checker could not read: still no crash
+            except (Exception, SystemExit, TimedOut) as err:  # still no crash
                 return Feedback(
-                    name, False, f"the checker could not read your answer ({type(err).__name__})."
+                    name,
+                    False,
+                    f"the checker could not read your answer ({type(err).__name__}); "
+                    f"it expects {expects}.",
                 )
             _failures.pop(name, None)
             return Feedback(name, True, str(message))
@@ -108,6 +140,17 @@ def checker(name: str) -> Callable[[Callable[..., str]], Callable[..., Feedback]
         return run
 
     return wrap
+
+
+def draw(name: str) -> int:
+    """A fresh seed for this call of exercise ``name``'s checker: :data:`SEED` + the call count.
+
+    Each check runs on inputs drawn for that call, so replaying earlier numbers
+    does not pass; tests set :data:`SEED` (and clear :data:`_draws`) to reproduce.
+    """
+    count = _draws.get(name, 0)
+    _draws[name] = count + 1
+    return SEED + count
 
 
 def _resolve(path: str) -> tuple[Any, str]:
@@ -124,6 +167,24 @@ def _resolve(path: str) -> tuple[Any, str]:
     raise ValueError(f"cannot find {path}")
 
 
+class _Blocker:
+    """Stands in for a forbidden function (or ufunc): calling it, or any attribute of it
+    (``np.logaddexp.reduce``), raises :class:`ForbiddenCall`."""
+
+    def __init__(self, label: str, called: list[str]) -> None:
+        self._label = label
+        self._called = called
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._called.append(self._label)
+        raise ForbiddenCall(self._label)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return self
+
+
 @contextlib.contextmanager
 def forbid(paths: Iterable[str], scope: dict[str, Any] | None = None) -> Iterator[list[str]]:
     """Make the functions at ``paths`` raise :class:`ForbiddenCall` for a while.
@@ -136,14 +197,6 @@ def forbid(paths: Iterable[str], scope: dict[str, Any] | None = None) -> Iterato
     """
     called: list[str] = []
     restore: list[Callable[[], None]] = []
-
-    def blocker(label: str) -> Callable[..., Any]:
-        def blocked(*args: Any, **kwargs: Any) -> Any:
-            called.append(label)
-            raise ForbiddenCall(label)
-
-        return blocked
-
     try:
         originals: dict[int, str] = {}
         for path in paths:
@@ -151,7 +204,7 @@ def forbid(paths: Iterable[str], scope: dict[str, Any] | None = None) -> Iterato
             original = getattr(owner, attr)
             originals[id(original)] = path
             had_own = attr in vars(owner)
-            setattr(owner, attr, blocker(path))
+            setattr(owner, attr, _Blocker(f"`{path}`", called))
             restore.append(
                 functools.partial(setattr, owner, attr, original)
                 if had_own
@@ -159,7 +212,7 @@ def forbid(paths: Iterable[str], scope: dict[str, Any] | None = None) -> Iterato
             )
         for key, value in list((scope or {}).items()):
             if id(value) in originals:
-                scope[key] = blocker(originals[id(value)])  # type: ignore[index]
+                scope[key] = _Blocker(f"`{originals[id(value)]}`", called)  # type: ignore[index]
                 restore.append(functools.partial(scope.__setitem__, key, value))  # type: ignore[union-attr]
         yield called
     finally:
@@ -167,34 +220,272 @@ def forbid(paths: Iterable[str], scope: dict[str, Any] | None = None) -> Iterato
             undo()
 
 
-def call(fn: Any, *args: Any, forbidden: Iterable[str] = ()) -> Any:
-    """Run the learner's ``fn(*args)`` with ``forbidden`` unavailable; raise :class:`NotYet` if it fails."""
-    if not callable(fn):
-        raise NotYet(f"expected a function, got {type(fn).__name__}: pass the function itself.")
-    forbidden = list(forbidden)
-    for path in forbidden:  # the library function passed as the answer itself
+# ---- refusing a forbidden function however it is reached ---------------------------------
+
+# Modules whose functions are not looked into (their insides are the library's business).
+_LIBRARIES = ("torch", "numpy", "scipy", "torchvision", "sklearn", "torchmetrics", "mnist_course")
+
+
+def _is_reference(obj: Any) -> bool:
+    """A function of the checkers' own modules (``mnist_course.chapterNN``): a reference answer."""
+    module = getattr(obj, "__module__", None) or ""
+    return module.startswith("mnist_course.chapter") and callable(obj)
+
+
+def _code_refs(code: types.CodeType, scope: dict[str, Any]) -> Iterator[Any]:
+    """Everything a function's code names: globals and attribute chains (``np.logaddexp.reduce``)."""
+    local: dict[str, Any] = {}
+    current: Any = None
+    for ins in dis.get_instructions(code):
+        name = ins.argval if isinstance(ins.argval, str) else ""
+        if ins.opname == "LOAD_GLOBAL":
+            current = scope.get(name, getattr(builtins, name, None))
+        elif ins.opname in ("LOAD_FAST", "LOAD_DEREF", "LOAD_NAME"):
+            current = local.get(name)
+        elif ins.opname == "IMPORT_NAME":
+            current = sys.modules.get(name.split(".")[0])
+            local["<import>"] = sys.modules.get(name)
+        elif ins.opname == "IMPORT_FROM":
+            current = getattr(local.get("<import>"), name, None)
+        elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and current is not None:
+            try:
+                current = inspect.getattr_static(current, name)
+            except AttributeError:
+                current = None
+            if isinstance(current, (staticmethod, classmethod)):
+                current = current.__func__
+        elif ins.opname in ("STORE_FAST", "STORE_NAME") and current is not None:
+            local[name] = current
+            continue
+        else:
+            current = None
+            continue
+        if current is not None:
+            yield current
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_refs(const, scope)
+
+
+def _children(obj: Any) -> list[Any]:
+    """What ``obj`` holds that could be called in its place."""
+    if isinstance(obj, functools.partial):
+        return [obj.func, *obj.args, *obj.keywords.values()]
+    if isinstance(obj, types.MethodType):
+        return [obj.__func__, obj.__self__]
+    if isinstance(obj, (dict, list, tuple, set, frozenset)):
+        items = obj.values() if isinstance(obj, dict) else obj
+        return list(itertools.islice(items, 200))
+    if isinstance(obj, (types.ModuleType, type, np.ndarray, torch.Tensor, str, bytes)):
+        return []
+    if isinstance(obj, types.BuiltinFunctionType):  # np.logaddexp.reduce is bound to np.logaddexp
+        owner = getattr(obj, "__self__", None)
+        return [] if isinstance(owner, types.ModuleType) or owner is None else [owner]
+    if isinstance(obj, types.FunctionType):
+        module = (obj.__module__ or "").split(".")[0]
+        if module in _LIBRARIES:
+            return []
+        held = [*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()]
+        held += [cell.cell_contents for cell in obj.__closure__ or () if _filled(cell)]
+        return held + list(_code_refs(obj.__code__, obj.__globals__))
+    if callable(obj):  # an object with __call__: its method and what it holds
+        call_method = inspect.getattr_static(type(obj), "__call__", None)
+        return [call_method, *getattr(obj, "__dict__", {}).values()]
+    return []
+
+
+def _filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:
+        return False
+    return True
+
+
+def held_forbidden(fn: Any, forbidden: dict[int, str], limit: int = 2000) -> str | None:
+    """The label of a forbidden function that ``fn`` holds or names, however deep, if any.
+
+    Looks through defaults, closure cells, ``functools.partial``, callable objects,
+    containers and the globals (and attribute chains) its code names, in any module.
+    A function of the checkers' own modules counts as forbidden too.
+    """
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(fn, 0)]
+    while stack and len(seen) < limit:
+        obj, depth = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if id(obj) in forbidden:
+            return forbidden[id(obj)]
+        if _is_reference(obj) and not hasattr(obj, "exercise"):
+            return f"the course's own answer `{obj.__module__}.{obj.__name__}`"
+        if depth < 6:
+            try:
+                stack.extend((child, depth + 1) for child in _children(obj))
+            except Exception:  # an odd object: nothing more to look into
+                continue
+    return None
+
+
+def _originals(paths: Iterable[str]) -> dict[int, str]:
+    """id of each forbidden function (before any patching) -> its label."""
+    found = {}
+    for path in paths:
         owner, attr = _resolve(path)
-        if getattr(owner, attr) is fn:
-            raise NotYet(f"write it yourself, without `{path}`.")
+        found[id(getattr(owner, attr))] = f"`{path}`"
+    return found
+
+
+class _OpGuard(TorchDispatchMode):
+    """Refuses PyTorch operators by name (``aten::_softmax``), whichever function reached them."""
+
+    def __init__(self, ops: dict[str, str], called: list[str]) -> None:
+        super().__init__()
+        self.ops = ops
+        self.called = called
+
+    def __torch_dispatch__(self, func: Any, types_: Any, args: Any = (), kwargs: Any = None) -> Any:
+        label = self.ops.get(func._schema.name)
+        if label:
+            self.called.append(label)
+            raise ForbiddenCall(label)
+        return func(*args, **(kwargs or {}))
+
+
+_AUTOGRAD_NAMES = {"requires_grad_", "backward", "grad", "_make_dual", "jvp", "vjp"}
+
+
+class _FunctionGuard(TorchFunctionMode):
+    """Refuses torch functions by identity and, with ``no_autograd``, any use of autograd."""
+
+    def __init__(self, functions: dict[int, str], no_autograd: bool, called: list[str]) -> None:
+        super().__init__()
+        self.functions = functions
+        self.no_autograd = no_autograd
+        self.called = called
+
+    def _refuse(self, label: str) -> None:
+        self.called.append(label)
+        raise ForbiddenCall(label)
+
+    def __torch_function__(self, func: Any, types_: Any, args: Any = (), kwargs: Any = None) -> Any:
+        label = self.functions.get(id(func))
+        if label:
+            self._refuse(label)
+        autograd = "autograd (write the gradient out yourself)"
+        if self.no_autograd and (
+            getattr(func, "__name__", "") in _AUTOGRAD_NAMES
+            or torch._C._functorch.peek_interpreter_stack() is not None
+        ):
+            self._refuse(autograd)
+        result = func(*args, **(kwargs or {}))
+        if self.no_autograd and isinstance(result, torch.Tensor) and result.requires_grad:
+            self._refuse(autograd)
+        return result
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`TimedOut` in the code inside after ``seconds`` (main thread, with SIGALRM)."""
+    usable = (
+        seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise TimedOut()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_learner(
+    fn: Any,
+    *args: Any,
+    forbidden: Iterable[str] = (),
+    ops: dict[str, str] | None = None,
+    no_autograd: bool = False,
+) -> Any:
+    """Run the learner's ``fn(*args)`` under every guard; return what it returns (None too).
+
+    ``forbidden``: dotted paths refused by attribute, by what ``fn`` holds, and (for
+    torch functions) by identity; ``ops``: aten operator name -> label, refused however
+    reached; ``no_autograd``: refuse every use of autograd. Raises :class:`NotYet`
+    when it is refused, raises, exits, or runs past :data:`TIME_LIMIT`.
+    """
+    if not callable(fn):
+        raise NotYet(f"expected a function, got {_a(fn)}: pass the function itself.")
+    forbidden = list(forbidden)
+    originals = _originals(forbidden)
+    label = held_forbidden(fn, originals)
+    if label:
+        raise NotYet(f"write it yourself, without {label}.")
     try:
         with (
             forbid(forbidden, getattr(fn, "__globals__", None)) as called,
+            _FunctionGuard(originals, no_autograd, called),
+            _OpGuard(ops or {}, called),
             np.errstate(all="ignore"),
             warnings.catch_warnings(),
+            time_limit(TIME_LIMIT),
         ):
             warnings.simplefilter("ignore")
             result = fn(*args)
     except ForbiddenCall as err:
-        raise NotYet(f"write it yourself, without `{err}`.") from None
+        raise NotYet(f"write it yourself, without {err}.") from None
+    except TimedOut:
+        raise NotYet(
+            f"your function ran for more than {TIME_LIMIT:g} s and was stopped: "
+            "does a loop never end?"
+        ) from None
+    except SystemExit:
+        raise NotYet(
+            "your function called sys.exit() (or exit()); return the answer instead."
+        ) from None
     except NotImplementedError:
         raise NotYet("the function is not written yet (it raises NotImplementedError).") from None
     except Exception as err:  # the learner's code may raise anything
-        raise NotYet(f"your function raised {type(err).__name__}: {err}") from None
+        raise NotYet(f"your function raised {type(err).__name__}: {_safe_str(err)}") from None
     if called:
-        raise NotYet(f"write it yourself, without `{called[0]}`.")
+        raise NotYet(f"write it yourself, without {called[0]}.")
+    return result
+
+
+def call(
+    fn: Any,
+    *args: Any,
+    forbidden: Iterable[str] = (),
+    ops: dict[str, str] | None = None,
+    no_autograd: bool = False,
+) -> Any:
+    """:func:`run_learner`, and a result of None is "Not yet" (a forgotten ``return``)."""
+    result = run_learner(fn, *args, forbidden=forbidden, ops=ops, no_autograd=no_autograd)
     if result is None:
         raise NotYet("your function returned None: did you forget `return`?")
     return result
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)[:300]
+    except Exception:
+        return "(its message cannot be shown)"
+
+
+def _a(value: Any) -> str:
+    """``a list``, ``an int``: the type of ``value`` with its article."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def as_array(value: Any, what: str = "your function") -> np.ndarray:
@@ -207,7 +498,8 @@ def as_array(value: Any, what: str = "your function") -> np.ndarray:
         array = np.asarray(value, dtype=np.float64)
     except Exception:
         raise NotYet(
-            f"{what} returned a {type(value).__name__}, which is not an array of numbers."
+            f"{what} returned {_a(value)}, which is not an array of numbers: return an array "
+            "or a tensor."
         ) from None
     return array
 
@@ -220,6 +512,12 @@ def as_float(value: Any, what: str = "your function") -> float:
     return float(array.reshape(()))
 
 
-def close(a: np.ndarray, b: np.ndarray, tol: float = 1e-6) -> bool:
-    """Same shape and equal within ``tol`` (relative and absolute); NaN is never close."""
-    return a.shape == b.shape and bool(np.allclose(a, b, atol=tol, rtol=tol, equal_nan=False))
+def close(a: Any, b: Any, tol: float = 1e-6) -> bool:
+    """Same shape, all finite, and equal within ``tol`` (relative and absolute).
+
+    NaN and inf are never close, to anything: a non-finite answer never passes.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return False
+    return bool(np.allclose(a, b, atol=tol, rtol=tol))

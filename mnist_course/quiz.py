@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Question:
@@ -48,12 +50,17 @@ class QuizResult:
     __repr__ = __str__
 
 
+FORM = '{1: "b", 2: 2.3, ...}'
+
+
 def _read_number(given: Any) -> float | None:
     if isinstance(given, bool):
         return None
     try:
+        if isinstance(given, np.ndarray) and given.size == 1:
+            given = given.reshape(()).item()
         value = float(given)
-    except (TypeError, ValueError):
+    except Exception:  # arrays of several numbers, odd objects: unreadable, never an error
         return None
     return value if math.isfinite(value) else None
 
@@ -71,21 +78,51 @@ def _is_right(question: Question, given: Any) -> bool | None:
     return abs(value - float(question.answer)) <= question.tolerance
 
 
+def _shown(given: Any) -> str:
+    """A short, safe description of an answer (its repr may raise, or be huge)."""
+    if isinstance(given, (str, int, float)):
+        text = repr(given)
+        return text if len(text) <= 40 else text[:37] + "..."
+    name = type(given).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _given(answers: Mapping[Any, Any], number: int) -> Any:
+    """The answer to question ``number`` (key 1 or "1"), or None; never raises."""
+    for key in (number, str(number)):
+        try:
+            if key in answers:
+                return answers[key]
+        except Exception:
+            continue
+    return None
+
+
+def _blank(given: Any) -> bool:
+    return given is None or (isinstance(given, str) and not given.strip())
+
+
 def check(chapter: str, key: Mapping[int, Question], answers: Any) -> QuizResult:
-    """Mark ``answers`` (question number -> answer) against ``key``; explain every answered one."""
-    if not isinstance(answers, Mapping):
-        answers = {}
-    right = 0
+    """Mark ``answers`` (question number -> answer) against ``key``; explain every answered one.
+
+    Never raises, whatever ``answers`` holds; an answer it cannot read gets a line
+    that says what form it expects.
+    """
     lines = []
+    if answers is not None and not isinstance(answers, Mapping):
+        lines.append(f"answers is {_shown(answers)}; write a dict like {FORM}.")
+        answers = {}
+    answers = answers or {}
+    right = 0
     for number, question in sorted(key.items()):
-        given = answers.get(number, answers.get(str(number)))
-        if given is None or given == "":
+        given = _given(answers, number)
+        if _blank(given):
             lines.append(f"{number}. not answered yet.")
             continue
         verdict = _is_right(question, given)
         if verdict is None:
             kind = "a letter like 'b'" if isinstance(question.answer, str) else "a number"
-            lines.append(f"{number}. could not read {given!r}: answer with {kind}.")
+            lines.append(f"{number}. could not read {_shown(given)}: answer with {kind}.")
             continue
         right += verdict
         answer = question.answer

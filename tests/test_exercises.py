@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import types
 
 import numpy as np
 import pytest
@@ -150,3 +152,183 @@ def test_an_unknown_forbidden_path_is_an_error_of_the_checker():
 def test_the_library_function_itself_is_refused_as_an_answer():
     feedback = check_softmax(F.softmax)
     assert "write it yourself, without `torch.nn.functional.softmax`" in feedback.message
+
+
+# ---- crashes and silences ----------------------------------------------------------------------
+
+
+def exits(z):
+    raise SystemExit(3)
+
+
+def exits_in_the_checker(fn):
+    raise SystemExit(0)
+
+
+def test_sys_exit_in_the_learners_function_is_reported_not_raised():
+    feedback = check_softmax(exits)
+    assert not feedback.ok and "sys.exit()" in feedback.message
+
+
+def test_sys_exit_anywhere_in_a_check_is_reported_not_raised():
+    check = ex.checker("exiting", expects="a function f(z)")(exits_in_the_checker)
+    feedback = check(mine)
+    assert not feedback.ok and "it expects a function f(z)" in feedback.message
+
+
+def test_keyboard_interrupt_goes_through():
+    def interrupted(z):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        check_softmax(interrupted)
+
+
+def test_a_function_that_never_returns_is_stopped(monkeypatch):
+    monkeypatch.setattr(ex, "TIME_LIMIT", 0.3)
+
+    def forever(z):
+        while True:
+            try:
+                z = z + 0
+            except Exception:  # a learner's catch-all does not keep it running
+                pass
+
+    feedback = check_softmax(forever)
+    assert not feedback.ok and "was stopped" in feedback.message
+    assert check_softmax(mine).ok  # and the next check runs normally
+
+
+def test_a_checker_that_cannot_read_an_answer_says_what_it_expects():
+    @ex.checker("buggy2", expects="a function softmax(z) that returns an array")
+    def check(fn):
+        return 1 / 0
+
+    assert "it expects a function softmax(z) that returns an array" in check(mine).message
+
+
+def test_non_finite_values_are_never_close():
+    for bad in (math.nan, math.inf, -math.inf):
+        assert not ex.close(np.array([1.0, bad]), np.array([1.0, 2.0]))
+        assert not ex.close(np.array([1.0, bad]), np.array([1.0, bad]))
+    assert ex.close([1.0, 2.0], np.array([1.0, 2.0]))
+
+
+def test_draw_gives_a_fresh_reproducible_seed(monkeypatch):
+    monkeypatch.setattr(ex, "SEED", 100)
+    monkeypatch.setattr(ex, "_draws", {})
+    assert [ex.draw("a"), ex.draw("a"), ex.draw("b")] == [100, 101, 100]
+
+
+# ---- a forbidden function, however it is reached ---------------------------------------------
+
+
+class Holder:
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, z):
+        return self.f(z, dim=1)
+
+
+def make_closure():
+    f = F.softmax
+
+    def answer(z):
+        return f(z, dim=1)
+
+    return answer
+
+
+def default_arg(z, _f=F.softmax):
+    return _f(z, dim=1)
+
+
+TABLE = {"softmax": torch.softmax}
+
+
+def from_a_dict(z):
+    return TABLE["softmax"](z, dim=1)
+
+
+def special(z):
+    return torch.special.softmax(z, dim=1)
+
+
+def by_getattr(z):
+    return getattr(torch, "soft" + "max")(z, dim=1)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Holder(F.softmax),
+        make_closure(),
+        default_arg,
+        from_a_dict,
+        functools.partial(F.softmax, dim=1),
+        by_getattr,
+    ],
+    ids=["callable object", "closure", "default", "dict", "partial", "getattr"],
+)
+def test_a_reference_kept_anywhere_is_refused(answer):
+    feedback = check_softmax(answer)
+    assert not feedback.ok and "write it yourself, without" in feedback.message
+
+
+OPS = {"aten::_softmax": "PyTorch's softmax operator"}
+
+
+@ex.checker("demo_ops")
+def check_with_ops(fn):
+    z = torch.tensor([[1.0, 2.0, 3.0]])
+    ex.call(fn, z, ops=OPS)
+    return "right."
+
+
+def test_the_operator_itself_is_refused_whatever_function_reaches_it():
+    for answer in (special, lambda z: torch.nn.Softmax(1)(z), lambda z: z.softmax(1)):
+        feedback = check_with_ops(answer)
+        assert "without PyTorch's softmax operator" in feedback.message
+    assert check_with_ops(mine).ok
+
+
+def test_a_helper_in_another_module_is_looked_into():
+    helper = types.ModuleType("helper_module")
+    exec(
+        "from torch.nn.functional import softmax\ndef sm(z):\n    return softmax(z, dim=1)",
+        vars(helper),
+    )
+    scope = {"helper_sm": helper.sm}
+    exec("def answer(z):\n    return helper_sm(z)", scope)
+    assert "without `torch.nn.functional.softmax`" in check_softmax(scope["answer"]).message
+
+
+@ex.checker("demo_grad")
+def check_no_autograd(fn):
+    z = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+    ex.call(fn, z, no_autograd=True)
+    return "right."
+
+
+def loss_of(t):
+    return torch.log(torch.exp(t).sum()) - t[0, 0]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda z: torch.func.grad(loss_of)(z),
+        lambda z: torch.func.jacfwd(loss_of)(z),
+        lambda z: torch.autograd.grad(loss_of(z.clone().requires_grad_()), z)[0],
+        lambda z: torch.autograd.functional.jacobian(loss_of, z),
+    ],
+    ids=["func.grad", "func.jacfwd", "autograd.grad", "functional.jacobian"],
+)
+def test_autograd_is_refused_when_the_gradient_is_the_exercise(answer):
+    feedback = check_no_autograd(answer)
+    assert not feedback.ok and "autograd" in feedback.message, feedback.message
+
+
+def test_a_hand_written_gradient_is_not_mistaken_for_autograd():
+    assert check_no_autograd(lambda z: torch.softmax(z, 1) - torch.eye(3)[:1]).ok
