@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_course import quiz
-from mnist_course.exercises import NotYet, as_array, call, checker
+from mnist_course.exercises import NotYet, as_array, call, checker, draw
 
 EXERCISES: tuple[str, ...] = ("shard", "ddp_step")
 
@@ -31,11 +32,15 @@ SHARD_LIBRARY = [
     "torch.utils.data.distributed.DistributedSampler",
     "mnist_course.data.TensorLoader",
 ]
+_SHARD_HINT = (
+    "every process gets the same number of entries, as many as fits for all of them; "
+    "process `rank` takes the block that follows the blocks of processes 0 to rank - 1."
+)
 # (batch length, world size): divisible, not divisible, a remainder of world_size - 1.
 SHARD_CASES: list[tuple[int, int]] = [(8, 2), (12, 3), (10, 4), (7, 2), (23, 8)]
 
 
-def reference_shard(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+def _reference_shard(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     """Process ``rank``'s share of ``batch``: the rank-th of world_size equal slices (chapter 7)."""
     share = len(batch) // world_size
     return batch[rank * share : (rank + 1) * share]
@@ -74,14 +79,14 @@ def _check_one_case(fn: Any, length: int, world: int, seed: int) -> None:
         raise NotYet(
             f"for {where}, a share holds {foreign[0]}, which is not an entry of the batch"
             + (": you returned positions; index the batch with them." if positions else "."),
-            "return batch[...]: the image numbers themselves.",
+            "index the batch itself: the share holds image numbers, not positions.",
         )
     sizes = [len(share) for share in shares]
     if len(set(sizes)) > 1:
         raise NotYet(
             f"for {where} the shares have sizes {sizes}. With unequal shares the average of the "
             f"processes' mean gradients is not the batch's mean gradient: make them equal.",
-            "every process takes len(batch) // world_size entries.",
+            _SHARD_HINT,
         )
     seen: dict[int, int] = {}
     for rank, share in enumerate(shares):
@@ -90,7 +95,7 @@ def _check_one_case(fn: Any, length: int, world: int, seed: int) -> None:
                 raise NotYet(
                     f"for {where}, entry {value} goes to process {seen[value]} and to process "
                     f"{rank}: each image must be used once per step.",
-                    "process `rank` starts at rank * share.",
+                    _SHARD_HINT,
                 )
             seen[value] = rank
     left_out = length - len(seen)
@@ -98,15 +103,16 @@ def _check_one_case(fn: Any, length: int, world: int, seed: int) -> None:
         raise NotYet(
             f"for {where}, {left_out} of {length} entries are left out; only a remainder "
             f"smaller than the number of processes ({world}) may be.",
-            "every process takes len(batch) // world_size entries.",
+            _SHARD_HINT,
         )
 
 
-@checker("shard")
+@checker("shard", expects="a function shard(batch, rank, world_size) that returns a 1-D tensor")
 def check_shard(shard: Any) -> str:
     """``shard(batch, rank, world_size)`` -> this process's share of the 1-D tensor ``batch``."""
+    first = 100 * draw("shard")  # fresh batches for each check (the first: seeds 0, 1, ...)
     for seed, (length, world) in enumerate(SHARD_CASES):
-        _check_one_case(shard, length, world, seed)
+        _check_one_case(shard, length, world, first + seed)
     return (
         f"equal, disjoint shares, fewer than world_size entries left out, "
         f"for {len(SHARD_CASES)} batch and process counts."
@@ -119,6 +125,9 @@ DDP_LIBRARY = [
     "torch.nn.parallel.DistributedDataParallel",
     "torch.distributed.all_reduce",
     "torch.optim.SGD",
+    "torch.optim.sgd.SGD",
+    "torch.optim.Optimizer.__init__",  # every optimiser, however it is imported
+    "torch.optim.sgd.sgd",
 ]
 DDP_LR = 0.5
 
@@ -138,7 +147,7 @@ def toy_shards(world: int, share: int, seed: int) -> list[tuple[torch.Tensor, to
     return [(x[r * share : (r + 1) * share], y[r * share : (r + 1) * share]) for r in range(world)]
 
 
-def reference_ddp_step(
+def _reference_ddp_step(
     replicas: Sequence[nn.Module], shards: Sequence[tuple[torch.Tensor, torch.Tensor]], lr: float
 ) -> list[torch.Tensor]:
     """One data-parallel SGD step: shard gradients, averaged, the same step everywhere (ch. 7)."""
@@ -155,12 +164,15 @@ def reference_ddp_step(
     return averaged
 
 
-def _one_model_steps(world: int, share: int, steps: int, lr: float) -> list[list[torch.Tensor]]:
+def _one_model_steps(
+    world: int, share: int, steps: int, lr: float, seed: int = 0
+) -> list[list[torch.Tensor]]:
     """One network trained on the whole batches: its weights after each step."""
-    (model,) = toy_replicas(1)
+    (model,) = toy_replicas(1, seed)
     after = []
     for step in range(steps):
-        images, labels = map(torch.cat, zip(*toy_shards(world, share, seed=step), strict=True))
+        shards = toy_shards(world, share, seed=1000 * seed + step)
+        images, labels = map(torch.cat, zip(*shards, strict=True))
         model.zero_grad()
         F.cross_entropy(model(images), labels).backward()
         with torch.no_grad():
@@ -171,7 +183,9 @@ def _one_model_steps(world: int, share: int, steps: int, lr: float) -> list[list
 
 
 def _maxdiff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
-    return max((x.detach() - y.detach()).abs().max().item() for x, y in zip(a, b, strict=True))
+    """The largest difference; infinite when either side holds NaN or inf (never "close")."""
+    worst = max((x.detach() - y.detach()).abs().max().item() for x, y in zip(a, b, strict=True))
+    return worst if math.isfinite(worst) else math.inf
 
 
 def _weights(model: nn.Module) -> list[torch.Tensor]:
@@ -203,23 +217,41 @@ def _read_grads(value: Any, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return grads
 
 
-@checker("ddp_step")
+@checker(
+    "ddp_step",
+    expects="a function ddp_step(replicas, shards, lr) that updates the replicas and returns "
+    "the averaged gradients, one tensor per parameter",
+)
 def check_ddp_step(ddp_step: Any) -> str:
     """``ddp_step(replicas, shards, lr)``: one step on every replica; returns the averaged grads."""
     world, share, steps = 3, 4, 2
-    replicas = toy_replicas(world)
-    expected = _one_model_steps(world, share, steps, DDP_LR)
+    seed = draw("ddp_step")  # fresh weights and batches for each check
+    replicas = toy_replicas(world, seed)
+    expected = _one_model_steps(world, share, steps, DDP_LR, seed)
     for step in range(steps):
-        shards = toy_shards(world, share, seed=step)
+        shards = toy_shards(world, share, seed=1000 * seed + step)
         before = _weights(replicas[0])
         result = call(ddp_step, replicas, shards, DDP_LR, forbidden=DDP_LIBRARY)
         grads = _read_grads(result, before)
         weights = [_weights(model) for model in replicas]
-        if _maxdiff(weights[0], before) == 0:
+        if any(not all(torch.isfinite(w).all() for w in ws) for ws in weights):
+            raise NotYet(
+                f"after step {step + 1} a replica's weights hold NaN or inf.",
+                "each replica: zero_grad, its shard's mean cross-entropy, backward; then the "
+                "mean of the gradients; then the same step on every replica.",
+            )
+        unchanged = [r for r, w in enumerate(weights) if _maxdiff(w, before) == 0]
+        if len(unchanged) == world:
             raise NotYet(
                 "the weights did not change: update every replica's parameters in place, "
-                "p -= lr * g, under torch.no_grad().",
-                "for p, g in zip(model.parameters(), averaged): p -= lr * g",
+                "under torch.no_grad().",
+                "each parameter moves by minus lr times its averaged gradient.",
+            )
+        if unchanged:
+            raise NotYet(
+                f"after step {step + 1} replica {unchanged[0]} still holds its old weights: "
+                "every replica takes the same step (DDP keeps them identical).",
+                "loop over all the replicas when you update the parameters.",
             )
         if any(_maxdiff(weights[0], w) > 1e-6 for w in weights[1:]):
             raise NotYet(
@@ -229,6 +261,8 @@ def check_ddp_step(ddp_step: Any) -> str:
                 "collect each replica's p.grad, average them per parameter, then update.",
             )
         own = [(a - b) / DDP_LR for a, b in zip(before, weights[0], strict=True)]
+        if not all(torch.isfinite(g).all() for g in grads):
+            raise NotYet("the gradients you returned hold NaN or inf.")
         if _maxdiff(own, grads) > 1e-5:
             raise NotYet(
                 "the gradients you returned are not the ones you stepped with: return the "

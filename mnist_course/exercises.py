@@ -204,7 +204,7 @@ def forbid(paths: Iterable[str], scope: dict[str, Any] | None = None) -> Iterato
             original = getattr(owner, attr)
             originals[id(original)] = path
             had_own = attr in vars(owner)
-            setattr(owner, attr, _Blocker(f"`{path}`", called))
+            setattr(owner, attr, _Blocker(_label(path), called))
             restore.append(
                 functools.partial(setattr, owner, attr, original)
                 if had_own
@@ -212,7 +212,7 @@ def forbid(paths: Iterable[str], scope: dict[str, Any] | None = None) -> Iterato
             )
         for key, value in list((scope or {}).items()):
             if id(value) in originals:
-                scope[key] = _Blocker(f"`{originals[id(value)]}`", called)  # type: ignore[index]
+                scope[key] = _Blocker(_label(originals[id(value)]), called)  # type: ignore[index]
                 restore.append(functools.partial(scope.__setitem__, key, value))  # type: ignore[union-attr]
         yield called
     finally:
@@ -333,8 +333,13 @@ def _originals(paths: Iterable[str]) -> dict[int, str]:
     found = {}
     for path in paths:
         owner, attr = _resolve(path)
-        found[id(getattr(owner, attr))] = f"`{path}`"
+        found[id(getattr(owner, attr))] = _label(path)
     return found
+
+
+def _label(path: str) -> str:
+    """How a message names a forbidden path: ``torch.optim.Optimizer.__init__`` -> any optimiser."""
+    return f"`{path.removesuffix('.__init__')}`"
 
 
 class _OpGuard(TorchDispatchMode):

@@ -27,6 +27,28 @@ def fresh_hints():
 # ----------------------------------------------------------------------------------- shard
 
 
+def sliced_shard(batch, rank, world_size):
+    """The chapter's answer: the rank-th of world_size equal slices."""
+    share = len(batch) // world_size
+    return batch[rank * share : (rank + 1) * share]
+
+
+def loop_shard(batch, rank, world_size):
+    """A loop over positions, returning a list."""
+    share = len(batch) // world_size
+    out = []
+    for i in range(len(batch)):
+        if rank * share <= i < (rank + 1) * share:
+            out.append(int(batch[i]))
+    return out
+
+
+def numpy_shard(batch, rank, world_size):
+    """NumPy's array_split of the whole shares, the remainder dropped."""
+    keep = len(batch) - len(batch) % world_size
+    return np.array_split(np.asarray(batch)[:keep], world_size)[rank]
+
+
 def loader_shard(batch, rank, world_size):
     """The course's own loader: ``batch`` as an epoch's last (partial) batch."""
     size = world_size * -(-len(batch) // world_size)  # a multiple of world_size, >= len(batch)
@@ -37,7 +59,9 @@ def loader_shard(batch, rank, world_size):
 @pytest.mark.parametrize(
     "shard",
     [
-        chapter07.reference_shard,
+        sliced_shard,
+        loop_shard,
+        numpy_shard,
         lambda b, r, w: b[r::w][: len(b) // w],  # strided, like DistributedSampler
         lambda b, r, w: b.tolist()[r * (len(b) // w) : (r + 1) * (len(b) // w)],  # a list
         lambda b, r, w: np.asarray(b)[len(b) // w * (w - 1 - r) :][: len(b) // w],  # reversed
@@ -51,7 +75,7 @@ def test_the_reference_agrees_with_the_loader():
     for length, world in chapter07.SHARD_CASES:
         batch = torch.arange(100, 100 + length)
         for rank in range(world):
-            expected = chapter07.reference_shard(batch, rank, world)
+            expected = sliced_shard(batch, rank, world)
             assert torch.equal(loader_shard(batch, rank, world), expected)
 
 
@@ -75,7 +99,7 @@ def test_each_shard_mistake_gets_its_message(message, shard):
 def test_the_library_is_refused_for_shard():
     def sampler(b, r, w):
         torch.utils.data.DistributedSampler(range(len(b)), num_replicas=w, rank=r)
-        return chapter07.reference_shard(b, r, w)
+        return sliced_shard(b, r, w)
 
     def loader(b, r, w):
         return loader_shard(b, r, w)
@@ -107,7 +131,30 @@ def test_shard_hint_grows():
 
     first = chapter07.check_shard(chunks).message
     second = chapter07.check_shard(chunks).message
-    assert "Hint" not in first and "Hint: every process takes" in second
+    assert "Hint" not in first and "Hint: every process gets the same number" in second
+
+
+def test_shard_inputs_are_fresh_for_each_check():
+    seen = []
+
+    def remember(b, r, w):
+        seen.append(b.tolist())
+        return sliced_shard(b, r, w)
+
+    chapter07.check_shard(remember)
+    first = list(seen)
+    seen.clear()
+    chapter07.check_shard(remember)
+    assert seen != first  # a replay of the first check's shares would fail
+
+
+def test_the_course_answer_is_not_exported_and_is_refused():
+    assert not hasattr(chapter07, "reference_shard")
+    assert not hasattr(chapter07, "reference_ddp_step")
+    feedback = chapter07.check_shard(chapter07._reference_shard)
+    assert "course's own answer" in feedback.message
+    feedback = chapter07.check_shard(lambda b, r, w: chapter07._reference_shard(b, r, w))
+    assert "course's own answer" in feedback.message
 
 
 # ----------------------------------------------------------------------------------- ddp_step
@@ -149,9 +196,61 @@ def no_zero_grad(replicas, shards, lr):
     return mean
 
 
-def only_first_replica(replicas, shards, lr):
-    mean = chapter07.reference_ddp_step(replicas[:1] * 1, shards[:1], lr)
+def ddp_by_hand(replicas, shards, lr):
+    """The chapter's answer: each replica's gradient, their mean, the same step everywhere."""
+    grads = [grads_of(m, x, y) for m, (x, y) in zip(replicas, shards, strict=True)]
+    mean = [torch.stack(g).mean(0) for g in zip(*grads, strict=True)]
+    update(replicas, [mean] * len(replicas), lr)
     return mean
+
+
+def ddp_loops_float64(replicas, shards, lr):
+    """Plain loops, the mean taken in float64, returned as a tuple."""
+    grads = [grads_of(m, x, y) for m, (x, y) in zip(replicas, shards, strict=True)]
+    mean = []
+    for k in range(len(grads[0])):
+        total = torch.zeros_like(grads[0][k], dtype=torch.float64)
+        for g in grads:
+            total += g[k].double()
+        mean.append(total / len(grads))
+    with torch.no_grad():
+        for m in replicas:
+            for p, g in zip(m.parameters(), mean, strict=True):
+                p.sub_((lr * g).float())
+    return tuple(mean)
+
+
+def ddp_grad_fields(replicas, shards, lr):
+    """Averages into each replica's .grad, then steps with p.grad; returns NumPy arrays."""
+    for m, (x, y) in zip(replicas, shards, strict=True):
+        m.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+    params = [list(m.parameters()) for m in replicas]
+    mean = [sum(p.grad for p in group) / len(group) for group in zip(*params, strict=True)]
+    with torch.no_grad():
+        for group in params:
+            for p, g in zip(group, mean, strict=True):
+                p.grad.copy_(g)
+                p.add_(p.grad, alpha=-lr)
+    return [g.numpy() for g in mean]
+
+
+def only_first_replica(replicas, shards, lr):
+    mean = ddp_by_hand(replicas[:1] * 1, shards[:1], lr)
+    return mean
+
+
+def nan_everywhere(replicas, shards, lr):
+    with torch.no_grad():
+        for m in replicas:
+            for p in m.parameters():
+                p.fill_(float("nan"))
+    return [torch.full_like(p, float("nan")) for p in replicas[0].parameters()]
+
+
+def nan_gradients(replicas, shards, lr):
+    mean = ddp_by_hand(replicas, shards, lr)
+    return [torch.full_like(g, float("nan")) for g in mean]
 
 
 def no_update(replicas, shards, lr):
@@ -167,7 +266,7 @@ def whole_batch(replicas, shards, lr):
     return grads
 
 
-@pytest.mark.parametrize("step", [chapter07.reference_ddp_step, whole_batch])
+@pytest.mark.parametrize("step", [ddp_by_hand, ddp_loops_float64, ddp_grad_fields, whole_batch])
 def test_right_ddp_steps_pass(step):
     assert chapter07.check_ddp_step(step).ok
 
@@ -177,7 +276,7 @@ def test_the_reference_step_is_sgd_on_the_whole_batch():
     replicas = chapter07.toy_replicas(world)
     (single,) = chapter07.toy_replicas(1)
     shards = chapter07.toy_shards(world, share, seed=0)
-    chapter07.reference_ddp_step(replicas, shards, 0.5)
+    ddp_by_hand(replicas, shards, 0.5)
     optimizer = torch.optim.SGD(single.parameters(), lr=0.5)
     x, y = (torch.cat(t) for t in zip(*shards, strict=True))
     F.cross_entropy(single(x), y).backward()
@@ -193,7 +292,9 @@ def test_the_reference_step_is_sgd_on_the_whole_batch():
         ("replicas hold different weights", own_gradient_each),
         ("3 times too large", summed),
         ("first step is right, the second is not", no_zero_grad),
-        ("replicas hold different weights", only_first_replica),
+        ("replica 1 still holds its old weights", only_first_replica),
+        ("NaN or inf", nan_everywhere),
+        ("NaN or inf", nan_gradients),
         ("weights did not change", no_update),
     ],
 )
@@ -205,12 +306,35 @@ def test_each_ddp_mistake_gets_its_message(message, step):
 def test_the_library_is_refused_for_ddp_step():
     def with_sgd(replicas, shards, lr):
         torch.optim.SGD(replicas[0].parameters(), lr=lr)
-        return chapter07.reference_ddp_step(replicas, shards, lr)
+        return ddp_by_hand(replicas, shards, lr)
 
     def with_ddp(replicas, shards, lr):
         torch.nn.parallel.DistributedDataParallel(replicas[0])
 
-    for step in (with_sgd, with_ddp):
+    def sgd_imported_inside(replicas, shards, lr):
+        from torch.optim.sgd import SGD
+
+        grads = [grads_of(m, x, y) for m, (x, y) in zip(replicas, shards, strict=True)]
+        mean = [torch.stack(g).mean(0) for g in zip(*grads, strict=True)]
+        for m in replicas:
+            for p, g in zip(m.parameters(), mean, strict=True):
+                p.grad = g.clone()
+            SGD(m.parameters(), lr=lr).step()
+        return mean
+
+    def another_optimiser(replicas, shards, lr):
+        grads = [grads_of(m, x, y) for m, (x, y) in zip(replicas, shards, strict=True)]
+        mean = [torch.stack(g).mean(0) for g in zip(*grads, strict=True)]
+        for m in replicas:
+            for p, g in zip(m.parameters(), mean, strict=True):
+                p.grad = g.clone()
+            torch.optim.ASGD(m.parameters(), lr=lr, lambd=0, alpha=0, t0=1e9).step()
+        return mean
+
+    def the_course_answer(replicas, shards, lr):
+        return chapter07._reference_ddp_step(replicas, shards, lr)
+
+    for step in (with_sgd, with_ddp, sgd_imported_inside, another_optimiser, the_course_answer):
         feedback = chapter07.check_ddp_step(step)
         assert not feedback.ok and "write it yourself" in feedback.message, feedback.message
 
@@ -218,7 +342,7 @@ def test_the_library_is_refused_for_ddp_step():
 @pytest.mark.parametrize("value", ODD_RETURNS)
 def test_odd_ddp_returns_never_raise(value):
     def step(replicas, shards, lr):
-        chapter07.reference_ddp_step(replicas, shards, lr)
+        ddp_by_hand(replicas, shards, lr)
         return value
 
     assert not chapter07.check_ddp_step(step).ok
