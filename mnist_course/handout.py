@@ -248,6 +248,8 @@ def update(files: Mapping[str, bytes], copy: Path) -> Report:
         elif current == old_files.get(path) and current != digest:
             write(target, content, mode)
             report.updated.append(path)
+        elif current != digest and digest == old_files.get(path):
+            pass  # the student's changes to the version handed out last time: nothing new
         elif current != digest:  # changed by the student (or never handed out by us)
             beside = beside_name(path)
             there = current_digest(copy / beside)

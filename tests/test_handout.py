@@ -48,6 +48,10 @@ def test_an_unchanged_chapter_is_replaced_and_a_changed_one_kept_with_the_new_be
         handout.update(V1, copy)
     (ann / CH1).write_bytes(b'{"v": 1, "my": "notes"}')  # Ann edits chapter 1; Bob does not
 
+    # The same version at the next login: Ann's edit stays, with nothing beside it.
+    assert handout.update(V1, ann).lines() == []
+    assert visible(ann) == {**V1, CH1: b'{"v": 1, "my": "notes"}'}
+
     bob_report = handout.update(V2, bob)
     assert visible(bob) == V2
     assert bob_report.updated == [CH1] and not bob_report.kept
