@@ -6,6 +6,7 @@ environment. tests/test_hub.py starts the real hub; the binder/ image is not bui
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+import types
 from pathlib import Path
 
 import pytest
@@ -37,8 +39,10 @@ def pins() -> dict[str, str]:
     }
 
 
-def load(monkeypatch, hub_dir: Path, **settings: str):
-    """Load the config as `make hub` runs it, with only `settings` in the environment."""
+def load(monkeypatch, hub_dir: Path, euid: int = 1000, **settings: str):
+    """Load the config as `make hub` runs it, with only `settings` in the environment, as the
+    user `euid` (an ordinary user unless told: the config asks os.geteuid())."""
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
     for name in list(os.environ):
         if name.startswith("HUB_") or name.startswith("MNIST_COURSE_"):
             monkeypatch.delenv(name)
@@ -73,11 +77,39 @@ def test_the_hub_listens_on_this_machine_only_unless_told(monkeypatch, hub_dir):
     assert c.JupyterHub.db_url == f"sqlite:///{state / 'jupyterhub.sqlite'}"
     assert state.stat().st_mode & 0o777 == 0o700
     assert "services" not in c.JupyterHub  # no API token unless HUB_SERVICE_TOKEN is set
+    assert "args" not in c.Spawner  # no --allow-root, no other flag for the students' servers
 
-    public = load(monkeypatch, hub_dir, HUB_AUTH="shared-password", HUB_PASSWORD="x" * 12,
-                  HUB_USERS="ann", HUB_IP="0.0.0.0", HUB_PORT="443")  # fmt: skip
-    assert public.JupyterHub.bind_url == "http://0.0.0.0:443"
-    assert public.Spawner.ip == "127.0.0.1"  # the students' servers stay behind the proxy
+
+DEMO = {"HUB_AUTH": "shared-password", "HUB_PASSWORD": "x" * 12, "HUB_USERS": "ann"}
+
+
+def test_the_shared_password_demo_refuses_to_run_as_root(monkeypatch, hub_dir):
+    with pytest.raises(SystemExit) as stopped:
+        load(monkeypatch, hub_dir, euid=0, **DEMO)
+    message = str(stopped.value)
+    assert "HUB_AUTH=shared-password refuses to run as root" in message
+    assert "each student would get root on this machine" in message
+    assert "Start the demo as an ordinary user" in message
+    assert "run the default instead, HUB_AUTH=pam, as root: one OS user per student" in message
+    assert not (hub_dir / "state").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("ip", ["0.0.0.0", "192.168.1.20", "::", "hub.example.org"])
+def test_the_shared_password_demo_refuses_an_address_beyond_this_machine(monkeypatch, hub_dir, ip):
+    with pytest.raises(SystemExit) as stopped:
+        load(monkeypatch, hub_dir, HUB_IP=ip, **DEMO)
+    message = str(stopped.value)
+    assert f"HUB_AUTH=shared-password refuses HUB_IP={ip}" in message
+    assert "Keep the demo on this machine (HUB_IP=127.0.0.1, the default)" in message
+    assert "with TLS in front" in message
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.1", "127.0.0.2", "localhost"])
+def test_the_shared_password_demo_runs_on_loopback_as_an_ordinary_user(monkeypatch, hub_dir, ip):
+    c = load(monkeypatch, hub_dir, HUB_IP=ip, **DEMO)
+    assert c.JupyterHub.bind_url == f"http://{ip}:8000"
+    assert c.JupyterHub.spawner_class == "jupyterhub.spawner.SimpleLocalProcessSpawner"
+    assert "args" not in c.Spawner
 
 
 def test_pam_with_one_os_user_per_student_is_the_default(monkeypatch, hub_dir):
@@ -139,6 +171,12 @@ def test_data_the_students_cannot_read_stops_the_hub_with_the_fix(
     assert c.JupyterHub.spawner_class == "jupyterhub.spawner.LocalProcessSpawner"
     assert c.LocalAuthenticator.create_system_users is True
 
+    # PAM may listen on the network (README: with TLS in front); as root it is refused nothing.
+    public = load(monkeypatch, public_hub_dir, euid=0, HUB_USERS="ann", HUB_IP="0.0.0.0",
+                  HUB_PORT="443", MNIST_COURSE_DATA=str(public))  # fmt: skip
+    assert public.JupyterHub.bind_url == "http://0.0.0.0:443"
+    assert public.Spawner.ip == "127.0.0.1"  # the students' servers stay behind the proxy
+
 
 def test_shared_password_needs_a_password(monkeypatch, hub_dir):
     with pytest.raises(SystemExit, match="HUB_PASSWORD"):
@@ -147,6 +185,55 @@ def test_shared_password_needs_a_password(monkeypatch, hub_dir):
         load(monkeypatch, hub_dir, HUB_AUTH="ldap", HUB_USERS="ann")
     with pytest.raises(SystemExit, match="HUB_USERS"):
         load(monkeypatch, hub_dir, HUB_AUTH="shared-password", HUB_PASSWORD="x" * 12)
+
+
+def test_each_start_of_a_students_server_hands_the_chapters_out(
+    monkeypatch, hub_dir, tmp_path, caplog
+):
+    """The hook the hub runs before each server starts (shared-password: no change of user;
+    tests/test_hub.py runs it as each student's OS user), with a stand-in for JupyterHub's
+    spawner: it runs `python -m mnist_course.handout` from the hub's venv (here, this one)."""
+    python = hub_dir / "venv" / "bin" / "python"
+    python.unlink()
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+
+    class SimpleLocalProcessSpawner:  # what the hook reads of JupyterHub's spawner
+        home_dir = str(tmp_path / "homes" / "ann")
+        user = types.SimpleNamespace(name="ann")
+        log = logging.getLogger("test_deploy.spawner")
+
+    module = types.ModuleType("jupyterhub.spawner")
+    module.SimpleLocalProcessSpawner = SimpleLocalProcessSpawner
+    monkeypatch.setitem(sys.modules, "jupyterhub", types.ModuleType("jupyterhub"))
+    monkeypatch.setitem(sys.modules, "jupyterhub.spawner", module)
+    chapters = tmp_path / "chapters"
+    chapters.mkdir()
+    (chapters / "01_a.ipynb").write_text('{"v": 1}')
+    (chapters / "glossary.md").write_text("# Glossary")
+    (chapters / "ruff.toml").write_text("# the chapters' lint settings, not for students")
+    c = load(monkeypatch, hub_dir, HUB_CHAPTERS=str(chapters), **DEMO)
+    copy = tmp_path / "homes" / "ann" / "mnist-course"
+
+    caplog.set_level(logging.INFO, logger="test_deploy.spawner")
+    c.Spawner.pre_spawn_hook(SimpleLocalProcessSpawner())  # first login
+    assert sorted(p.name for p in copy.iterdir()) == [
+        ".mnist-course-handout.json",
+        "01_a.ipynb",
+        "glossary.md",
+    ]
+    (copy / "01_a.ipynb").write_text('{"v": 1, "mine": true}')
+    (copy / "glossary.md").unlink()
+    (chapters / "01_a.ipynb").write_text('{"v": 2}')
+    c.Spawner.pre_spawn_hook(SimpleLocalProcessSpawner())  # the next login
+    assert (copy / "01_a.ipynb").read_text() == '{"v": 1, "mine": true}'
+    assert (copy / "01_a (new version).ipynb").read_text() == '{"v": 2}'
+    assert (copy / "glossary.md").read_text() == "# Glossary"
+    assert "Chapters for ann: restored: glossary.md" in caplog.messages
+    assert (
+        "Chapters for ann: kept your changes: 01_a.ipynb (the new version is "
+        "01_a (new version).ipynb)" in caplog.messages
+    )
 
 
 def test_a_service_token_gets_only_what_the_tests_need(monkeypatch, hub_dir):

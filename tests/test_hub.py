@@ -5,10 +5,12 @@ starts `make hub` on free loopback ports with PAM and one OS user per student (t
 them; the test deletes them), and checks what a teacher relies on: each student gets a copy of
 the chapters and runs them in the course's kernel, cannot read another student's files or
 server, cannot change the originals or the shared MNIST folder, a student's work survives a
-restart, a PAM password logs in, nothing listens beyond 127.0.0.1, and stopping the hub stops
-everything it started. A second hub checks the shared-password demo (README's warning: every
-kernel runs as the hub's own user). Timings here: the first `make hub-install` about 2 minutes,
-then a hub up in 2-5 s and a student's server ready in 4-9 s.
+restart, a chapter the teacher changes reaches both students at their next start (kept beside
+the edited copy of the student who changed it), a PAM password logs in, nothing listens beyond
+127.0.0.1, and stopping the hub stops everything it started. A second hub checks the
+shared-password demo: refused as root, it runs as an OS user the test creates, and every kernel
+runs as that user (README's warning). Timings here: the first `make hub-install` about 2
+minutes, then a hub up in 2-5 s and a student's server ready in 4-9 s.
 
 It needs root (the hub creates OS users and runs each student's server as that user) and npm
 (the hub's proxy). Elsewhere it skips, and in CI it fails instead (conftest.py).
@@ -42,7 +44,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HUB_PYTHON = Path("/usr/bin/python3")  # the Makefile's default HUB_PYTHON
 USERS = ("mc-test-a", "mc-test-b")  # A is in HUB_USERS; B is added later through the API
+DEMO_HUB_USER = "mc-test-hub"  # the ordinary OS user that runs the shared-password demo
 CHAPTER = "01_cross_entropy_numpy.ipynb"
+NEW_VERSION = "01_cross_entropy_numpy (new version).ipynb"  # beside a copy the student changed
 COPY = "mnist-course"  # the students' copy of the chapters, in their homes
 
 pytestmark = [
@@ -56,8 +60,10 @@ pytestmark = [
     ),
     pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed"),
     pytest.mark.skipif(
-        not HUB_PYTHON.exists() or not shutil.which("adduser") or not shutil.which("userdel"),
-        reason="needs /usr/bin/python3 and adduser/userdel (Debian's python3, adduser, passwd)",
+        not HUB_PYTHON.exists()
+        or not all(shutil.which(tool) for tool in ("adduser", "useradd", "userdel")),
+        reason="needs /usr/bin/python3, adduser, useradd and userdel (Debian's python3, adduser, "
+        "passwd)",
     ),
 ]
 
@@ -198,8 +204,8 @@ def processes_of(uids: set[int]) -> list[int]:
     return pids
 
 
-def remove_test_users() -> None:
-    for name in USERS:
+def remove_test_users(names=USERS) -> None:
+    for name in names:
         try:
             uid = pwd.getpwnam(name).pw_uid
         except KeyError:
@@ -219,13 +225,13 @@ def remove_test_users() -> None:
 @dataclass
 class Hub:
     base: str
-    service_token: str
+    service_token: str = field(repr=False)  # kept out of failure output
     log: Path
     process: subprocess.Popen
     ports: set[int]
     state: Path
     data: Path
-    tokens: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict, repr=False)
     started: set[tuple[int, str]] = field(default_factory=set)
 
     def call(self, method: str, path: str, body=None, token: str | None = None):
@@ -326,9 +332,19 @@ def data_root(public_dir) -> Path:
 
 
 @contextmanager
-def make_hub(hub_dir: Path, data: Path, state: Path, users: str, **settings: str):
+def make_hub(
+    hub_dir: Path,
+    data: Path,
+    state: Path,
+    users: str,
+    account: pwd.struct_passwd | None = None,
+    config: Path | None = None,
+    **settings: str,
+):
     """Run `make hub` on free loopback ports (with a service token); yield once it answers.
-    On the way out: Ctrl-C, then anything it started that is still alive is killed."""
+    With `account`, run what `make hub` runs (jupyterhub -f CONFIG, the same settings) as that
+    OS user instead, from `config`, a copy of the config it can read (a checkout may be private
+    to root). On the way out: Ctrl-C, then anything it started that is still alive is killed."""
     port, api_port, proxy_port = free_port(), free_port(), free_port()
     token = secrets.token_hex(32)
     env = {
@@ -343,11 +359,21 @@ def make_hub(hub_dir: Path, data: Path, state: Path, users: str, **settings: str
     auth = settings.get("HUB_AUTH", "pam")
     command = ["make", "-s", "hub", f"HUB_DIR={hub_dir}", f"HUB_PORT={port}",
                f"HUB_USERS={users}", "HUB_ADMIN=", f"HUB_AUTH={auth}"]  # fmt: skip
+    cwd, as_user = ROOT, {}
+    if account is not None:
+        assert config is not None, "a copy of the config that the account can read"
+        command = [str(hub_dir / "venv" / "bin" / "jupyterhub"), "-f", str(config)]
+        env = {name: value for name, value in env.items() if not name.startswith("XDG_")}
+        env.update(HUB_DIR=str(hub_dir), HUB_IP="127.0.0.1", HUB_PORT=str(port), HUB_USERS=users,
+                   HUB_ADMIN="", HUB_AUTH=auth, HOME=str(state))  # fmt: skip
+        env.setdefault("HUB_CHAPTERS", str(ROOT / "notebooks"))
+        cwd = state
+        as_user = dict(user=account.pw_uid, group=account.pw_gid, extra_groups=[])
     log = state.parent / f"{state.name}.log"
     began = time.monotonic()
     with log.open("w") as out:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True
+            command, cwd=cwd, env=env, stdout=out, stderr=out, start_new_session=True, **as_user
         )
     running = Hub(f"http://127.0.0.1:{port}", token, log, process,
                   {port, api_port, proxy_port}, state, data)  # fmt: skip
@@ -364,13 +390,27 @@ def make_hub(hub_dir: Path, data: Path, state: Path, users: str, **settings: str
             os.kill(pid, signal.SIGKILL)
 
 
+def copy_chapters(folder: Path) -> Path:
+    """A copy of notebooks/ every user can read (the test changes a chapter in it)."""
+    shutil.copytree(ROOT / "notebooks", folder, ignore=shutil.ignore_patterns(".*"))
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
+
+
 @pytest.fixture(scope="module")
-def hub(hub_dir, data_root, tmp_path_factory):
+def chapters(public_dir) -> Path:
+    """HUB_CHAPTERS of the PAM hub."""
+    return copy_chapters(public_dir / "chapters")
+
+
+@pytest.fixture(scope="module")
+def hub(hub_dir, data_root, chapters, tmp_path_factory):
     """PAM, the default: student A from HUB_USERS, B added through the API, both running."""
     remove_test_users()  # left by an interrupted earlier run
     state = tmp_path_factory.mktemp("hub-state")
     try:
-        with make_hub(hub_dir, data_root, state, USERS[0]) as running:
+        with make_hub(hub_dir, data_root, state, USERS[0], HUB_CHAPTERS=str(chapters)) as running:
             status, _ = running.call("POST", "/hub/api/users", {"usernames": [USERS[1]]})
             assert status == 201, f"adding {USERS[1]}: {status}\n{running.logs()}"
             for name in USERS:
@@ -385,18 +425,29 @@ def chapter_names() -> set[str]:
     return {p.name for p in (ROOT / "notebooks").iterdir() if p.suffix in (".ipynb", ".md")}
 
 
+def listing(hub: Hub, name: str) -> set[str]:
+    """The names JupyterLab lists in the student's copy (hidden files are not listed)."""
+    status, model = hub.call("GET", f"/user/{name}/api/contents/{COPY}", token=hub.tokens[name])
+    assert status == 200, status
+    return {item["name"] for item in model["content"]}
+
+
+def cells(hub: Hub, name: str, notebook: str) -> list[str]:
+    """The cells' sources of a notebook in the student's copy, read through their server."""
+    path = f"/user/{name}/api/contents/{COPY}/{urllib.parse.quote(notebook)}"
+    status, model = hub.call("GET", path, token=hub.tokens[name])
+    assert status == 200, f"{path}: {status}"
+    return ["".join(cell["source"]) for cell in model["content"]["cells"]]
+
+
 # --- The tests -------------------------------------------------------------------------------
 
 
-def test_each_student_gets_a_copy_of_the_chapters_that_survives_a_restart(hub):
+def test_each_student_gets_a_copy_of_the_chapters_that_survives_a_restart(hub, chapters):
     a, b = USERS
-    original = (ROOT / "notebooks" / CHAPTER).read_bytes()
+    original = (chapters / CHAPTER).read_bytes()
     for name in USERS:
-        status, listing = hub.call(
-            "GET", f"/user/{name}/api/contents/{COPY}", token=hub.tokens[name]
-        )
-        assert status == 200, status
-        assert {item["name"] for item in listing["content"]} == chapter_names()
+        assert listing(hub, name) == chapter_names()
         home = Path(pwd.getpwnam(name).pw_dir)
         assert (home / COPY / CHAPTER).stat().st_uid == pwd.getpwnam(name).pw_uid
 
@@ -412,7 +463,7 @@ def test_each_student_gets_a_copy_of_the_chapters_that_survives_a_restart(hub):
         "PUT", path, {"type": "notebook", "content": notebook}, token=hub.tokens[a]
     )
     assert status == 200, status
-    assert (ROOT / "notebooks" / CHAPTER).read_bytes() == original
+    assert (chapters / CHAPTER).read_bytes() == original
 
     # A's server restarts (or the hub does): the copy is not replaced, the edit is still there.
     hub.stop_server(a)
@@ -421,6 +472,45 @@ def test_each_student_gets_a_copy_of_the_chapters_that_survives_a_restart(hub):
     assert status == 200 and model["content"]["cells"][-1]["source"] == "my notes"
     status, other = hub.call("GET", f"/user/{b}/api/contents/{COPY}/{CHAPTER}", token=hub.tokens[b])
     assert status == 200 and other["content"]["cells"][-1]["source"] != "my notes"
+    assert listing(hub, a) == chapter_names()  # nothing new to hand out: nothing beside it
+
+
+def test_a_changed_chapter_reaches_each_student_at_their_next_start(hub, chapters):
+    """The teacher fixes chapter 1 in HUB_CHAPTERS. At the next start of their servers, B (who
+    never changed it) gets the new version; A keeps the edited copy and finds the new version
+    beside it, written as A."""
+    a, b = USERS
+    if cells(hub, a, CHAPTER)[-1] != "my notes":  # A's edit (the test above makes it too)
+        path = f"/user/{a}/api/contents/{COPY}/{CHAPTER}"
+        notebook = hub.call("GET", path, token=hub.tokens[a])[1]["content"]
+        notebook["cells"].append(
+            {"cell_type": "markdown", "metadata": {}, "source": "my notes", "id": "mine"}
+        )
+        status, _ = hub.call(
+            "PUT", path, {"type": "notebook", "content": notebook}, token=hub.tokens[a]
+        )
+        assert status == 200, status
+    fixed = json.loads((chapters / CHAPTER).read_text())
+    fixed["cells"].append(
+        {"cell_type": "markdown", "id": "teacher-fix", "metadata": {}, "source": "A fix."}
+    )
+    (chapters / CHAPTER).write_text(json.dumps(fixed, indent=1) + "\n")
+
+    for name in USERS:
+        hub.stop_server(name)
+        hub.start_server(name)
+
+    assert cells(hub, b, CHAPTER)[-1] == "A fix."
+    b_home = Path(pwd.getpwnam(b).pw_dir)
+    assert (b_home / COPY / CHAPTER).read_bytes() == (chapters / CHAPTER).read_bytes()
+    assert listing(hub, b) == chapter_names()
+
+    assert cells(hub, a, CHAPTER)[-1] == "my notes"
+    assert cells(hub, a, NEW_VERSION)[-1] == "A fix."
+    assert listing(hub, a) == chapter_names() | {NEW_VERSION}
+    account = pwd.getpwnam(a)
+    assert (Path(account.pw_dir) / COPY / NEW_VERSION).stat().st_uid == account.pw_uid
+    assert f"Chapters for {a}: kept your changes: {CHAPTER}" in hub.log.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -542,35 +632,86 @@ def test_stopping_the_hub_stops_everything_it_started(hub):
     assert not listening(ports=hub.ports)
 
 
+def demo_hub_account() -> pwd.struct_passwd:
+    """An ordinary OS user, with no home and no login shell, to run the demo hub."""
+    remove_test_users([DEMO_HUB_USER])  # left by an interrupted earlier run
+    subprocess.run(
+        ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+         "--shell", "/usr/sbin/nologin", DEMO_HUB_USER],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return pwd.getpwnam(DEMO_HUB_USER)
+
+
+def owned_folder(path: Path, account: pwd.struct_passwd) -> Path:
+    path.mkdir(mode=0o755)
+    os.chown(path, account.pw_uid, account.pw_gid)
+    return path
+
+
+def test_the_shared_password_demo_refuses_root(hub_dir, public_dir):
+    """As root, `make hub HUB_AUTH=shared-password` stops with the reason and the fix."""
+    settings = {"HUB_AUTH": "shared-password", "HUB_PASSWORD": secrets.token_urlsafe(12),
+                "HUB_STATE_DIR": str(public_dir / "refused-state")}  # fmt: skip
+    done = subprocess.run(
+        ["make", "-s", "hub", f"HUB_DIR={hub_dir}", "HUB_USERS=mc-demo", "HUB_AUTH=shared-password"],
+        cwd=ROOT, env={**os.environ, **settings}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "HUB_AUTH=shared-password refuses to run as root" in done.stderr, done.stderr
+    assert "Start the demo as an ordinary user" in done.stderr
+    assert not (public_dir / "refused-state").exists()
+
+
 def test_the_shared_password_demo_runs_every_student_as_the_hubs_own_user(
-    hub_dir, data_root, public_dir, tmp_path_factory
+    hub_dir, data_root, public_dir
 ):
-    """HUB_AUTH=shared-password: anyone with the password logs in, no OS users are made, and
-    every kernel runs as the hub's user (root here): it can read the hub's secrets (README)."""
+    """HUB_AUTH=shared-password, started by an ordinary OS user: anyone with the password logs
+    in, no OS users are made, and every kernel runs as the hub's user: it can read the hub's
+    secrets (README). Stopping it leaves nothing of that user running."""
     name, password = "mc-demo", secrets.token_urlsafe(12)
-    state = tmp_path_factory.mktemp("demo-state")
-    homes = public_dir / "homes"
-    settings = {"HUB_AUTH": "shared-password", "HUB_PASSWORD": password,
-                "HUB_HOMES": f"{homes}/{{username}}"}  # fmt: skip
-    with make_hub(hub_dir, data_root, state, name, **settings) as demo:
-        assert log_in(demo.base, name, "wrong-" + password) == 403
-        assert log_in(demo.base, name, password) == 302
-        with pytest.raises(KeyError):
-            pwd.getpwnam(name)
-        token = demo.user_token(name)
-        demo.start_server(name)
-        assert (homes / name / COPY / CHAPTER).read_bytes() == (
-            ROOT / "notebooks" / CHAPTER
-        ).read_bytes()
-        status, session = demo.call(
-            "POST", f"/user/{name}/api/sessions",
-            {"path": f"{COPY}/{CHAPTER}", "type": "notebook", "kernel": {"name": "python3"}},
-            token=token,
-        )  # fmt: skip
-        assert status == 201
-        secret = state / "jupyterhub_cookie_secret"
-        code = f"import os; print(os.getuid(), len(open({str(secret)!r}).read()) > 0)"
-        out = run_code(demo.base, name, token, session["kernel"]["id"], code)
-        assert out.split() == [str(os.getuid()), "True"]
-        assert demo.stop() is not None
-        assert not alive(demo.started)
+    account = demo_hub_account()
+    try:
+        state = owned_folder(public_dir / "demo-state", account)
+        homes = owned_folder(public_dir / "demo-homes", account)
+        config = public_dir / "deploy" / "jupyterhub" / "jupyterhub_config.py"
+        config.parent.mkdir(parents=True)
+        shutil.copy(ROOT / "deploy" / "jupyterhub" / "jupyterhub_config.py", config)
+        for path in (public_dir / "deploy", config.parent, config):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        chapters = copy_chapters(public_dir / "demo-chapters")
+        settings = {"HUB_AUTH": "shared-password", "HUB_PASSWORD": password,
+                    "HUB_HOMES": f"{homes}/{{username}}", "HUB_CHAPTERS": str(chapters)}  # fmt: skip
+        with make_hub(hub_dir, data_root, state, name, account, config, **settings) as demo:
+            assert log_in(demo.base, name, "wrong-" + password) == 403
+            assert log_in(demo.base, name, password) == 302
+            with pytest.raises(KeyError):
+                pwd.getpwnam(name)
+            token = demo.user_token(name)
+            demo.start_server(name)
+            copy = homes / name / COPY / CHAPTER
+            assert copy.read_bytes() == (chapters / CHAPTER).read_bytes()
+            assert copy.stat().st_uid == account.pw_uid
+            status, session = demo.call(
+                "POST", f"/user/{name}/api/sessions",
+                {"path": f"{COPY}/{CHAPTER}", "type": "notebook", "kernel": {"name": "python3"}},
+                token=token,
+            )  # fmt: skip
+            assert status == 201
+            secret = state / "jupyterhub_cookie_secret"
+            code = f"import os; print(os.getuid(), len(open({str(secret)!r}).read()) > 0)"
+            out = run_code(demo.base, name, token, session["kernel"]["id"], code)
+            assert out.split() == [str(account.pw_uid), "True"]
+            assert processes_of({account.pw_uid})
+
+            assert demo.stop() is not None, f"the hub did not stop on Ctrl-C\n{demo.logs()}"
+            deadline = time.monotonic() + 20
+            while alive(demo.started) or processes_of({account.pw_uid}):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert not alive(demo.started), f"left running: {alive(demo.started)}\n{demo.logs()}"
+            assert not processes_of({account.pw_uid})
+            assert not listening(ports=demo.ports)
+    finally:
+        remove_test_users([DEMO_HUB_USER])

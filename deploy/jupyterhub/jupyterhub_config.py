@@ -6,9 +6,14 @@ HUB_DIR and passes the settings below as environment variables:
   HUB_DIR        the hub's environment (venv/, node_modules/) and, in state/, its secrets
   HUB_IP         the address to listen on: 127.0.0.1 unless the teacher sets another
   HUB_PORT       the port students open (8000)
-  HUB_AUTH       pam (one OS user per student, the default) or shared-password (a demo only)
+  HUB_AUTH       pam (one OS user per student, the default) or shared-password (a demo only:
+                 it refuses to start as root or on an HUB_IP other than loopback)
   HUB_USERS      the students' user names, space-separated; HUB_ADMIN the teacher's
-  HUB_CHAPTERS   the chapters each student gets a copy of at first login (notebooks/)
+  HUB_CHAPTERS   the chapters handed out into each student's ~/mnist-course at each start of
+                 the student's server (notebooks/), by mnist_course.handout's rules: a file
+                 the student never changed is replaced by the new version, a changed one is
+                 kept with the new version beside it as "NAME (new version).EXT", a deleted
+                 one comes back, the student's other files are never touched
   MNIST_COURSE_DATA, MNIST_COURSE_DEVICE   passed on to every student's kernels
   HUB_PASSWORD, HUB_ADMIN_PASSWORD         the shared passwords (HUB_AUTH=shared-password)
 
@@ -17,14 +22,15 @@ HUB_PROXY_API_PORT (8001), the internal ports on 127.0.0.1, HUB_SERVICE_TOKEN (a
 allowed to manage users, servers and tokens) and HUB_HOMES (the homes under shared-password).
 """
 
-import io
+import ipaddress
 import os
 import pwd
 import stat
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
+
+from mnist_course import handout
 
 c = get_config()  # noqa: F821 (JupyterHub's config loader defines it)
 
@@ -61,6 +67,37 @@ if not USERS and not ADMIN:
     stop("nobody could log in: set HUB_USERS='ann bob ...' (the students) and/or HUB_ADMIN.")
 if not CHAPTERS.is_dir():
     stop(f"HUB_CHAPTERS={CHAPTERS} is not a folder (the chapters each student gets a copy of).")
+
+
+def loopback(ip: str) -> bool:
+    if ip == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:  # a host name: it may resolve to any address
+        return False
+
+
+# The shared-password demo runs every student's server and kernel as the hub's own OS user,
+# behind one password, over plain HTTP: only for trusted people on this machine.
+CLASS_FIX = (
+    "For a class, run the default instead, HUB_AUTH=pam, as root: one OS user per student "
+    '(README, "Teaching a class"), with TLS in front if students connect over the network.'
+)
+if AUTH == "shared-password" and os.geteuid() == 0:
+    stop(
+        "HUB_AUTH=shared-password refuses to run as root: every student's server and kernel "
+        "runs as the hub's own OS user, so each student would get root on this machine.\n"
+        "Start the demo as an ordinary user, in a checkout that user owns (e.g. `su - demo`, "
+        "then `make hub HUB_AUTH=shared-password ...`).\n" + CLASS_FIX
+    )
+if AUTH == "shared-password" and not loopback(IP):
+    stop(
+        f"HUB_AUTH=shared-password refuses HUB_IP={IP}: anyone who can reach it and learns the "
+        "one password would be every student (their kernels all run as one OS user), and the "
+        "hub speaks plain HTTP.\nKeep the demo on this machine (HUB_IP=127.0.0.1, the default). "
+        + CLASS_FIX
+    )
 
 
 # --- Paths every student's account must reach ------------------------------------------------
@@ -154,7 +191,8 @@ if AUTH == "pam":
     check_reachable()
 else:
     # A demo only: anyone with the password logs in as any (non-admin) user, and every server
-    # and kernel runs as the hub's own OS user, which can read all homes and the hub's secrets.
+    # and kernel runs as the hub's own OS user (never root, on loopback only: checked above),
+    # which can read all homes and the hub's secrets.
     c.JupyterHub.authenticator_class = (
         "jupyterhub.authenticators.shared.SharedPasswordAuthenticator"
     )
@@ -164,8 +202,6 @@ else:
     c.SimpleLocalProcessSpawner.home_dir_template = setting(
         "HUB_HOMES", str(HUB_DIR / "homes" / "{username}")
     )
-    if os.geteuid() == 0:  # better: start this demo as an ordinary user, who needs no flag
-        c.Spawner.args = ["--allow-root"]
     if not setting("HUB_PASSWORD"):
         stop(
             "HUB_AUTH=shared-password needs HUB_PASSWORD (8 characters or more) in the environment."
@@ -202,32 +238,15 @@ if setting("MNIST_COURSE_DEVICE"):
 c.Spawner.environment = environment
 
 
-def chapters_archive() -> bytes:
-    """The chapters as a tar archive, read by the hub (students need no access to the repo)."""
-    buffer = io.BytesIO()
+def hand_out_chapters(spawner) -> None:
+    """Before each start of a student's server: hand the chapters out into ~/mnist-course.
 
-    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        name = Path(info.name).name
-        if name.startswith(".") or name in ("__pycache__", "ruff.toml") or name.endswith(".pt"):
-            return None
-        if not (info.isfile() or info.isdir()):
-            return None
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        info.mode = 0o755 if info.isdir() else 0o644
-        return info
-
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        archive.add(CHAPTERS, arcname=".", filter=keep)
-    return buffer.getvalue()
-
-
-def copy_chapters(spawner) -> None:
-    """First login: unpack the chapters into ~/mnist-course; an existing copy is never touched.
-
-    Under PAM the copy is written by the student's own OS user (the hub runs as root and
-    never writes into a student's home itself), so the files belong to the student and the
-    originals in HUB_CHAPTERS cannot change."""
+    `python -I -m mnist_course.handout` (from the hub's venv) runs as the student's own OS user
+    under PAM (the hub runs as root and never writes into a student's home itself), reading
+    the chapters as a tar archive on stdin: the files belong to the student, and the originals
+    in HUB_CHAPTERS cannot change. A file the student changed is kept, the new version put
+    beside it. If the handout fails, the server still starts when a copy exists (the log says
+    why); at the first login it does not."""
     from jupyterhub.spawner import SimpleLocalProcessSpawner
 
     if isinstance(spawner, SimpleLocalProcessSpawner):  # everything runs as the hub's OS user
@@ -237,21 +256,26 @@ def copy_chapters(spawner) -> None:
         account = pwd.getpwnam(spawner.user.name)
         home = Path(account.pw_dir)
     target = home / COPY_NAME
-    if os.path.lexists(target):
-        return
-    unpack = 'set -e; rm -rf "$1.partial"; mkdir "$1.partial"; tar -xf - -C "$1.partial"; '
-    unpack += 'mv -T "$1.partial" "$1"'
+    command = [str(VENV / "bin" / "python"), "-I", "-m", "mnist_course.handout", str(target),
+               "--archive", "-"]  # fmt: skip
     as_user = {}
     if account is not None:
         as_user = dict(user=account.pw_uid, group=account.pw_gid, extra_groups=[], umask=0o077)
     done = subprocess.run(
-        ["/bin/sh", "-c", unpack, "sh", str(target)],
-        input=chapters_archive(), cwd=home, capture_output=True, timeout=120,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(home)}, **as_user,
+        command, input=handout.pack(handout.read_folder(CHAPTERS)), cwd=home,
+        capture_output=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+        **as_user,
     )  # fmt: skip
+    lines = done.stdout.decode(errors="replace").splitlines()
+    for line in lines:
+        (spawner.log.warning if line.startswith("not updated") else spawner.log.info)(
+            "Chapters for %s: %s", spawner.user.name, line
+        )
     if done.returncode != 0:
-        raise RuntimeError(f"copying the chapters to {target} failed: {done.stderr.decode()}")
-    spawner.log.info("Copied the chapters to %s", target)
+        why = f"handing the chapters out to {target} failed: {done.stderr.decode().strip()}"
+        if not target.is_dir():
+            raise RuntimeError(why)
+        spawner.log.error("%s (the server starts with the copy as it is)", why)
 
 
-c.Spawner.pre_spawn_hook = copy_chapters
+c.Spawner.pre_spawn_hook = hand_out_chapters
