@@ -52,87 +52,187 @@ LOSSES: list[str] = [
 ]
 
 
-# The cases: ordinary logits (a batch and one sample), and logits whose exp() overflows.
-_RNG = np.random.default_rng(0)
-SMALL = _RNG.normal(size=(4, 5))
-LARGE = np.array([[1000.0, 0.0, -1000.0], [-500.0, 500.0, 0.0]])
-LABELS = np.array([1, 0, 4, 2])
-LARGE_LABELS = np.array([1, 2])
+# The PyTorch operators behind every route to a ready-made softmax or log-sum-exp
+# (torch.special.softmax, nn.Softmax, Tensor.log_softmax, ...), refused however reached.
+SOFTMAX_OPS: dict[str, str] = {
+    "aten::_softmax": "PyTorch's softmax (torch.softmax, torch.special.softmax, ...)",
+    "aten::_log_softmax": "PyTorch's log_softmax (torch.log_softmax, torch.special, ...)",
+}
+LOGSUMEXP_OPS: dict[str, str] = {
+    "aten::logsumexp": "PyTorch's logsumexp (torch.logsumexp, torch.special.logsumexp)",
+}
+LOSS_OPS: dict[str, str] = {
+    "aten::nll_loss_forward": "PyTorch's nll_loss / cross_entropy",
+    "aten::nll_loss2d_forward": "PyTorch's nll_loss / cross_entropy",
+}
+# np.logaddexp.reduce is a log-sum-exp too.
+NUMPY_LOGSUMEXPS: list[str] = ["numpy.logaddexp"]
 
 
-def _rows(name: str, fn: Any, reference: Callable[..., np.ndarray], forbidden: list[str]) -> str:
+def _cases(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fresh test logits for one check: (ordinary batch, its labels, huge logits, their labels).
+
+    The huge batch has a row from +1000 to -1000 (a naive exp() overflows, the smallest
+    probability underflows to 0), a row whose
+    maximum is about 900 below the others (a shift by the whole batch's maximum
+    underflows there), and a row of moderate logits.
+    """
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(4, 7)), int(rng.integers(4, 7))
+    small = rng.normal(size=(n, c)) * 2
+    labels = rng.integers(0, c, size=n)
+    large = rng.normal(size=(3, c)) * 300
+    large[0] += 1000 - large[0].max()
+    large[0, large[0].argmin()] = -1000 - 100 * rng.random()  # exp(-2000) underflows
+    large[1] += -(900 + 100 * rng.random()) - large[1].max()
+    large[2] /= 100
+    return small, labels, large, rng.integers(0, c, size=3)
+
+
+def _far_rows(seed: int, c: int) -> np.ndarray:
+    """Rows whose maxima are about 800 apart, each small enough for a naive exp()."""
+    rng = np.random.default_rng(seed + 10_000)
+    rows = rng.normal(size=(3, c))
+    rows[0] += 600
+    rows[1] -= 200
+    return rows
+
+
+def _naive(name: str, z: np.ndarray, shift: float | np.ndarray = 0.0) -> np.ndarray:
+    """The unstable forms, for telling the mistakes apart: no shift, or one shift for all rows."""
+    with np.errstate(all="ignore"):
+        e = np.exp(z - shift)
+        total = e.sum(axis=-1, keepdims=True)
+        return e / total if name == "softmax" else (z - shift) - np.log(total)
+
+
+def _matches(got: np.ndarray, case: np.ndarray, reference: Callable[..., np.ndarray]) -> bool:
+    """Right in float64 (to 1e-6), or right for the case rounded to float32 (to 1e-4)."""
+    if exercises.close(got, reference(case)):
+        return True
+    rounded = case.astype(np.float32).astype(np.float64)
+    return exercises.close(got, reference(rounded), tol=1e-4)
+
+
+def _same(got: np.ndarray, wrong: np.ndarray) -> bool:
+    """``got`` equals a wrong answer, infinities and NaN at the same places included."""
+    if got.shape != wrong.shape or not np.array_equal(np.isnan(got), np.isnan(wrong)):
+        return False
+    finite = np.isfinite(wrong)
+    if not np.array_equal(got[~finite & ~np.isnan(wrong)], wrong[~finite & ~np.isnan(wrong)]):
+        return False
+    return bool(np.allclose(got[finite], wrong[finite], rtol=1e-4, atol=1e-6))
+
+
+def _ordinary(name: str, fn: Any, case: np.ndarray, reference: Callable, forbidden: dict) -> None:
+    got = exercises.as_array(exercises.call(fn, case.copy(), **forbidden))
+    if got.shape != case.shape:
+        raise NotYet(
+            f"for logits of shape {case.shape} you returned shape {got.shape}.",
+            "keep one value per logit: use keepdims=True when you take the max or the sum.",
+        )
+    if _matches(got, case, reference):
+        return
+    if not np.isfinite(got).all():
+        raise NotYet(
+            "your function returns nan or inf on ordinary logits.",
+            "check each step on z = [1.0, 2.0, 3.0] by hand.",
+        )
+    if case.ndim == 2 and exercises.close(got, reference(case, axis=0)):
+        raise NotYet(
+            "you normalised down the columns (axis=0).",
+            "each row is one sample: work along axis=-1 (with keepdims=True).",
+        )
+    if name == "softmax":
+        if case.ndim == 2 and np.isclose(got.sum(), 1.0):
+            raise NotYet(
+                "the whole batch sums to 1, not each row.",
+                "each row is one sample: divide by that row's own sum.",
+            )
+        if not np.allclose(got.sum(axis=-1), 1.0):
+            raise NotYet(
+                "your rows do not sum to 1, so they are not probabilities.",
+                "the denominator is the sum of exp() over the row.",
+            )
+    raise NotYet(
+        f"the values differ from the {name} of ordinary logits.",
+        "write the formula of the section above one step at a time and compare "
+        "with a small case you work out by hand.",
+    )
+
+
+def _rows(name: str, fn: Any, reference: Callable[..., np.ndarray], forbidden: dict) -> str:
     """Shared by softmax and log_softmax: the same cases and the same typical mistakes."""
-    for case in (SMALL, SMALL[0]):
-        got = exercises.as_array(exercises.call(fn, case.copy(), forbidden=forbidden))
+    seed = exercises.draw(name)
+    small, _, large, _ = _cases(seed)
+    for case in (small, small[0]):
+        _ordinary(name, fn, case, reference, forbidden)
+    overflow = (
+        "nan or inf for huge logits like [1000, 0, -1000]: exp() overflows.",
+        "subtract each row's own maximum before exp(): every logit of a row moves by the "
+        "same amount, and the result does not change.",
+    )
+    for case in (large[0], large):  # one huge sample, then rows far apart
+        got = exercises.as_array(exercises.call(fn, case.copy(), **forbidden))
         if got.shape != case.shape:
-            raise NotYet(
-                f"for logits of shape {case.shape} you returned shape {got.shape}.",
-                "keep one value per logit: use keepdims=True when you take the max or the sum.",
-            )
-        if exercises.close(got, reference(case)):
+            raise NotYet(f"for logits of shape {case.shape} you returned shape {got.shape}.")
+        if _matches(got, case, reference):
             continue
-        if np.isnan(got).any():
+        if _same(got, _naive(name, case)):
+            raise NotYet(*overflow)
+        shifted_once = _naive(name, case, case.max())
+        if case.ndim == 2 and _same(got, shifted_once):
             raise NotYet(
-                "your function returns nan on ordinary logits.",
-                "check each step on z = [1.0, 2.0, 3.0] by hand.",
+                "you subtracted the maximum of the whole batch: a row whose logits lie far "
+                "below the others' then underflows to exp() = 0 (nan or inf).",
+                "subtract each row's own maximum: take the max along the last axis, "
+                "with keepdims=True.",
             )
-        if case.ndim == 2 and exercises.close(got, reference(case, axis=0)):
+        with np.errstate(divide="ignore"):
+            log_of_softmax = np.log(losses.softmax(case))
+        if name == "log_softmax" and _same(got, log_of_softmax):
             raise NotYet(
-                "you normalised down the columns (axis=0).",
-                "each row is one sample: use axis=-1 (with keepdims=True).",
+                "-inf for huge logits like [1000, 0, -1000]: a probability underflowed to 0 "
+                "before you took its log.",
+                "do not take the log of a softmax: write log(exp(a) / s) as a - log(s), "
+                "so no probability is ever computed.",
             )
-        if name == "softmax":
-            if case.ndim == 2 and np.isclose(got.sum(), 1.0):
-                raise NotYet(
-                    "the whole batch sums to 1, not each row.",
-                    "divide each row by its own sum: e.sum(axis=-1, keepdims=True).",
-                )
-            if not np.allclose(got.sum(axis=-1), 1.0):
-                raise NotYet(
-                    "your rows do not sum to 1, so they are not probabilities.",
-                    "divide exp(z) by its sum along the row.",
-                )
+        if not np.isfinite(got).all():
+            raise NotYet(*overflow)
         raise NotYet(
-            f"the values differ from the {name} of ordinary logits.",
-            "write the formula of the section above one step at a time and compare "
-            "with a small case you work out by hand.",
-        )
-    got = exercises.as_array(exercises.call(fn, LARGE.copy(), forbidden=forbidden))
-    if got.shape != LARGE.shape:
-        raise NotYet(f"for logits of shape {LARGE.shape} you returned shape {got.shape}.")
-    if np.isnan(got).any() or np.isposinf(got).any():
-        raise NotYet(
-            "nan or inf for large logits like [1000, 0, -1000]: exp() overflows.",
-            "subtract each row's maximum first, z - z.max(axis=-1, keepdims=True); "
-            "the result does not change.",
-        )
-    if name == "log_softmax" and np.isneginf(got).any():
-        raise NotYet(
-            "-inf for large logits like [1000, 0, -1000]: a probability underflowed to 0 "
-            "before you took its log.",
-            "do not take log(softmax(z)); compute (z - max) - log(sum(exp(z - max))) directly.",
-        )
-    if not exercises.close(got, reference(LARGE)):
-        raise NotYet(
-            "right on small logits, but wrong on [1000, 0, -1000].",
+            "right on small logits, but wrong on huge ones like [1000, 0, -1000].",
             "after the max shift the largest logit of each row is 0: check that row by hand.",
+        )
+    rows = _far_rows(seed, small.shape[1])
+    got = exercises.as_array(exercises.call(fn, rows.copy(), **forbidden))
+    if not _matches(got, rows, reference):
+        raise NotYet(
+            "you subtracted the maximum of the whole batch: a row whose logits lie far "
+            "below the others' then underflows to exp() = 0 (nan or inf).",
+            "subtract each row's own maximum: take the max along the last axis, "
+            "with keepdims=True.",
         )
     return "right on ordinary and on huge logits (no overflow)."
 
 
-@exercises.checker("softmax")
+@exercises.checker("softmax", expects="a function softmax(z) that returns an array like z")
 def check_softmax(fn: Callable[[np.ndarray], Any]) -> str:
     """``fn(z)`` should be a stable softmax along the last axis, without a library softmax."""
-    return _rows("softmax", fn, losses.softmax, SOFTMAXES)
+    guard = {"forbidden": SOFTMAXES, "ops": SOFTMAX_OPS | LOGSUMEXP_OPS}
+    return _rows("softmax", fn, losses.softmax, guard)
 
 
-@exercises.checker("log_softmax")
+@exercises.checker("log_softmax", expects="a function log_softmax(z) that returns an array like z")
 def check_log_softmax(fn: Callable[[np.ndarray], Any]) -> str:
     """``fn(z)`` should be a stable log-softmax along the last axis (log-sum-exp form)."""
-    return _rows("log_softmax", fn, losses.log_softmax, SOFTMAXES + LOGSUMEXPS)
+    guard = {
+        "forbidden": SOFTMAXES + LOGSUMEXPS + NUMPY_LOGSUMEXPS,
+        "ops": SOFTMAX_OPS | LOGSUMEXP_OPS,
+    }
+    return _rows("log_softmax", fn, losses.log_softmax, guard)
 
 
-def loss_mistakes(
+def _loss_mistakes(
     logits: np.ndarray, labels: np.ndarray, log_probs: np.ndarray
 ) -> list[tuple[float, str, str]]:
     """(value, symptom, hint) of the typical wrong batch losses on this case (chapters 1 and 2)."""
@@ -143,12 +243,12 @@ def loss_mistakes(
         (
             float(picked.mean()),
             "your loss is negative.",
-            "cross-entropy is -log p: put a minus sign in front.",
+            "cross-entropy is -log p: mind the sign.",
         ),
         (
             float(-picked.sum()),
             "your loss is N times too large: you summed over the batch.",
-            "PyTorch's default (reduction='mean') divides by N: take the mean.",
+            "PyTorch's default (reduction='mean') divides by N.",
         ),
         (
             float(-losses.log_softmax(logits, axis=0)[rows, labels].mean()),
@@ -158,8 +258,8 @@ def loss_mistakes(
         (
             float(-log_probs[:, labels].mean()),
             "you averaged a whole N x N block of log-probabilities.",
-            "log_probs[:, labels] picks N columns for every row; pick one entry per row: "
-            "log_probs[np.arange(N), labels].",
+            "log_probs[:, labels] picks N columns for every row; pick one entry per row, "
+            "with a row index beside the labels.",
         ),
         (
             float(-np.exp(picked).mean()),
@@ -169,40 +269,59 @@ def loss_mistakes(
     ]
 
 
-def compare_loss(value: float, expected: float, mistakes: list[tuple[float, str, str]]) -> None:
-    """Raise :class:`NotYet` unless ``value`` is ``expected``; name the mistake it matches."""
-    if math.isfinite(value) and abs(value - expected) < 1e-5:
+def _compare_loss(value: float, expected: float, mistakes: list[tuple[float, str, str]]) -> None:
+    """Raise :class:`NotYet` unless ``value`` is ``expected``; name the mistake it matches.
+
+    The message never shows the expected number (it says too high or too low).
+    """
+    tol = 1e-5 * max(1.0, abs(expected))
+    if math.isfinite(value) and abs(value - expected) < tol:
         return
     for wrong, symptom, hint in mistakes:
-        if math.isfinite(value) and abs(value - wrong) < 1e-5:
+        if math.isfinite(value) and abs(value - wrong) < tol:
             raise NotYet(symptom, hint)
+    if not math.isfinite(value):
+        raise NotYet(f"your loss is {value} on ordinary logits.", _CE_HINT)
     raise NotYet(
-        f"got {value:.6f}; the mean cross-entropy of this batch is {expected:.6f}.",
-        "pick -log_softmax(z)[n, y_n] for each row n, then average over the batch.",
+        f"your loss is {'too high' if value > expected else 'too low'} for a test batch "
+        "(none of the usual mistakes gives it either).",
+        _CE_HINT,
     )
 
 
-@exercises.checker("cross_entropy")
+_CE_HINT = (
+    "the loss of row n is minus the log-probability of its true class y_n; the batch's "
+    "loss is their mean."
+)
+
+
+@exercises.checker(
+    "cross_entropy", expects="a function cross_entropy(logits, labels) that returns one number"
+)
 def check_cross_entropy(fn: Callable[[np.ndarray, np.ndarray], Any]) -> str:
     """``fn(logits (N, C), labels (N,))`` -> the mean cross-entropy, one number."""
-    for logits, labels in ((SMALL, LABELS), (LARGE, LARGE_LABELS)):
-        result = exercises.call(fn, logits.copy(), labels.copy(), forbidden=LOSSES)
+    seed = exercises.draw("cross_entropy")
+    small, labels, large, large_labels = _cases(seed)
+    far = _far_rows(seed, small.shape[1])
+    for logits, target in ((small, labels), (large, large_labels), (far, large_labels)):
+        result = exercises.call(fn, logits.copy(), target.copy(), forbidden=LOSSES, ops=LOSS_OPS)
         value = exercises.as_array(result)
         if value.size != 1:
             raise NotYet(
                 f"you returned shape {value.shape}; return one number.",
-                "average the N per-sample losses with .mean().",
+                "average the N per-sample losses.",
             )
         value = float(value.reshape(()))
-        if logits is LARGE and not math.isfinite(value):
+        if logits is not small and not math.isfinite(value):
             raise NotYet(
-                "the loss is nan or inf for logits like [1000, 0, -1000].",
-                "use a stable log-softmax (losses.log_softmax, or subtract the row max) "
-                "instead of log(softmax(z)).",
+                "the loss is nan or inf for huge logits like [1000, 0, -1000], or for rows "
+                "whose logits lie far apart.",
+                "use a stable log-softmax (losses.log_softmax, or your own with each row's "
+                "own maximum subtracted) instead of log(softmax(z)).",
             )
-        expected = float(losses.cross_entropy(logits, labels))
+        expected = float(losses.cross_entropy(logits, target))
         log_probs = losses.log_softmax(logits)
-        compare_loss(value, expected, loss_mistakes(logits, labels, log_probs))
+        _compare_loss(value, expected, _loss_mistakes(logits, target, log_probs))
     return "right, and stable for huge logits."
 
 

@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from mnist_course import exercises, losses, quiz
-from mnist_course.chapter01 import LABELS, SMALL, compare_loss, loss_mistakes
+from mnist_course.chapter01 import LOSS_OPS
+from mnist_course.chapter01 import _compare_loss as compare_loss
+from mnist_course.chapter01 import _loss_mistakes as loss_mistakes
 from mnist_course.exercises import NotYet
 
 EXERCISES: tuple[str, ...] = ("nll_loss", "cross_entropy", "ce_grad", "double_softmax")
@@ -30,6 +32,8 @@ NLL_FORBIDDEN: list[str] = [
 ]
 CE_FORBIDDEN: list[str] = [
     "torch.nn.functional.cross_entropy",
+    "torch.nn.CrossEntropyLoss.forward",
+    "torch._C._nn.cross_entropy_loss",
     "mnist_course.losses.cross_entropy",
 ]
 # Anything that would compute the gradient for the learner.
@@ -39,6 +43,9 @@ GRAD_FORBIDDEN: list[str] = [
     "torch.autograd.grad",
     "torch.func.grad",
     "torch.func.vjp",
+    "torch.func.jacfwd",
+    "torch.func.jacrev",
+    "torch.autograd.functional.jacobian",
     "mnist_course.losses.cross_entropy_grad",
 ]
 # A prediction is made before running the loss.
@@ -48,38 +55,70 @@ PREDICT_FORBIDDEN: list[str] = [
     "mnist_course.losses.cross_entropy",
 ]
 
-# Chapter 1's cases as PyTorch tensors (float32, PyTorch's default).
-Z = torch.tensor(SMALL, dtype=torch.float32)
-Y = torch.tensor(LABELS)
+
+def _batch(seed: int, scale: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fresh float32 logits (N, C) and labels for one check (``scale``: how far apart)."""
+    g = torch.Generator().manual_seed(seed)
+    n, c = int(torch.randint(4, 8, (1,), generator=g)), int(torch.randint(4, 8, (1,), generator=g))
+    return torch.randn(n, c, generator=g) * scale, torch.randint(0, c, (n,), generator=g)
 
 
-@exercises.checker("nll_loss")
+def _huge_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 logits far apart, each label on a row's smallest logit: its softmax
+    probability underflows to 0 in float32, so log(softmax(z)) gives inf."""
+    z, _ = _batch(seed + 50_000, scale=30.0)
+    labels = z.argmin(dim=1)
+    rows = torch.arange(len(z))
+    z[rows, labels] = z.max(dim=1).values - 150 - 50 * torch.rand(len(z))
+    return z, labels
+
+
+@exercises.checker(
+    "nll_loss", expects="a function nll_loss(log_probs, target) that returns one number"
+)
 def check_nll_loss(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     """``fn(log_probs (N, C), target (N,))`` -> ``F.nll_loss`` (the mean), written by hand."""
+    Z, Y = _batch(exercises.draw("nll_loss"))
     log_probs = torch.log_softmax(Z, dim=1)
     value = exercises.as_array(
-        exercises.call(fn, log_probs.clone(), Y.clone(), forbidden=NLL_FORBIDDEN)
+        exercises.call(fn, log_probs.clone(), Y.clone(), forbidden=NLL_FORBIDDEN, ops=LOSS_OPS)
     )
     if value.size != 1:
         raise NotYet(
             f"you returned shape {value.shape}; return one number (a 0-dim tensor).",
-            "average the picked values with .mean().",
+            "average the picked values over the batch.",
         )
     value = float(value.reshape(()))
     if math.isnan(value):
         raise NotYet(
             "your loss is nan.",
-            "log_probs are already logarithms (negative numbers): pick log_probs[n, y_n] "
-            "directly, with no log and no softmax.",
+            "log_probs are already logarithms (negative numbers): pick each row's entry "
+            "at its target directly, with no log and no softmax.",
         )
     expected = F.nll_loss(log_probs, Y).item()
-    compare_loss(value, expected, loss_mistakes(SMALL, LABELS, log_probs.double().numpy()))
+    logits, labels = Z.double().numpy(), Y.numpy()
+    compare_loss(value, expected, loss_mistakes(logits, labels, log_probs.double().numpy()))
     return "matches F.nll_loss (to 1e-5)."
 
 
-@exercises.checker("cross_entropy")
+@exercises.checker(
+    "cross_entropy", expects="a function cross_entropy(logits, target) that returns one number"
+)
 def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
-    """``fn(logits, target)`` built from log-softmax and NLL == ``F.cross_entropy``."""
+    """``fn(logits, target)`` built from log-softmax and NLL == ``F.cross_entropy``.
+
+    Checked on ordinary float32 logits, then on logits far apart, where
+    ``log(softmax(z))`` underflows to -inf and only a log-softmax stays finite.
+    """
+    seed = exercises.draw("cross_entropy")
+    Z, Y = _batch(seed)
+    _check_ce_case(fn, Z, Y)
+    huge, labels = _huge_batch(seed)
+    _check_ce_case(fn, huge, labels)
+    return "matches F.cross_entropy (to 1e-5): CrossEntropyLoss = LogSoftmax + NLLLoss."
+
+
+def _check_ce_case(fn: Callable[..., Any], Z: torch.Tensor, Y: torch.Tensor) -> None:
     value = exercises.as_array(exercises.call(fn, Z.clone(), Y.clone(), forbidden=CE_FORBIDDEN))
     if value.size != 1:
         raise NotYet(
@@ -87,12 +126,20 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
             "nll_loss with its default reduction='mean' gives one number.",
         )
     value = float(value.reshape(()))
+    if not math.isfinite(value):
+        raise NotYet(
+            f"your loss is {value} for logits far apart (a true class 150 or more below its "
+            "row's largest logit): its softmax probability underflows to 0 in float32, and "
+            "log(0) = -inf.",
+            "take log_softmax of the logits (it never computes the probability itself), "
+            "not the log of a softmax.",
+        )
     probs = torch.softmax(Z, dim=1)
     specific = [
         (
             F.nll_loss(probs, Y).item(),
             "you fed probabilities to nll_loss.",
-            "nll_loss expects LOG-probabilities: use torch.log_softmax, not torch.softmax.",
+            "nll_loss expects LOG-probabilities, not probabilities.",
         ),
         (
             F.nll_loss(torch.log_softmax(probs, dim=1), Y).item(),
@@ -102,16 +149,23 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     ]
     log_probs = torch.log_softmax(Z, dim=1).double().numpy()
     expected = F.cross_entropy(Z, Y).item()
-    compare_loss(value, expected, specific + loss_mistakes(SMALL, LABELS, log_probs))
-    return "matches F.cross_entropy (to 1e-5): CrossEntropyLoss = LogSoftmax + NLLLoss."
+    logits = Z.double().numpy()
+    compare_loss(value, expected, specific + loss_mistakes(logits, Y.numpy(), log_probs))
 
 
 # ---- ce_grad: the gradient of the mean cross-entropy, written by hand ----------------------
 
-GRAD_CASES: tuple[tuple[np.ndarray, np.ndarray], ...] = (
-    (SMALL, np.array([1, 0, 4, 1])),  # N=4, C=5, class 1 twice
-    (np.array([[0.1, 0.2, 0.9], [0.7, 0.1, 0.2], [0.2, 0.5, 0.3]]), np.array([2, 0, 1])),
-)
+
+def grad_cases(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Two fresh float64 batches: one with a class twice, one small (N = C = 3)."""
+    rng = np.random.default_rng(seed)
+    c = int(rng.integers(4, 7))
+    labels = rng.integers(0, c, size=4)
+    labels[3] = labels[0]  # a class twice
+    return [
+        (rng.normal(size=(4, c)), labels),
+        (rng.random(size=(3, 3)), rng.permutation(3)),
+    ]
 
 
 def autograd_grad(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -134,7 +188,7 @@ def finite_difference_grad(logits: np.ndarray, labels: np.ndarray, h: float = 1e
     return grad
 
 
-def grad_mistakes(logits: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarray, str, str]]:
+def _grad_mistakes(logits: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarray, str, str]]:
     """(value, symptom, hint) of the classic wrong gradients on this case."""
     n, c = logits.shape
     p = losses.softmax(logits)
@@ -148,19 +202,19 @@ def grad_mistakes(logits: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarr
         (
             right * n,
             "your gradient is N times too large: the 1/N of the mean is missing.",
-            "the loss is the mean over N samples, so divide softmax(z) - onehot(y) by N.",
+            "the loss is the mean over N samples: what does the mean do to each term?",
         ),
         (-right, "your gradient has the wrong sign (onehot - softmax).", sign_hint),
         (-right * n, "wrong sign, and the 1/N of the mean is missing.", sign_hint),
         (
             p / n,
             "every entry of your gradient is positive: the one-hot target was not subtracted.",
-            "subtract 1 at each row's true class: softmax(z) - onehot(y), then divide by N.",
+            "subtract 1 at each row's true class.",
         ),
         (
             p,
             "every entry is positive and N times too large: no one-hot, no 1/N.",
-            "dL/dz = (softmax(z) - onehot(y)) / N.",
+            "subtract the one-hot target, and mind the mean over N.",
         ),
         (
             (losses.softmax(logits, axis=0) - onehot) / n,
@@ -177,7 +231,9 @@ def _bound(maxdiff: float, bounds: tuple[float, ...]) -> str:
     return f"maxdiff {maxdiff:.0e}"
 
 
-@exercises.checker("ce_grad")
+@exercises.checker(
+    "ce_grad", expects="a function ce_grad(logits, labels) that returns an (N, C) array or tensor"
+)
 def check_ce_grad(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     """``fn(logits (N, C) float64, labels (N,))`` -> dL/dlogits of the mean cross-entropy.
 
@@ -185,9 +241,11 @@ def check_ce_grad(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     learner's code may not call autograd.
     """
     worst_auto = worst_fd = 0.0
-    for logits, labels in GRAD_CASES:
+    for logits, labels in grad_cases(exercises.draw("ce_grad")):
         args = (torch.tensor(logits), torch.tensor(labels))
-        got = exercises.as_array(exercises.call(fn, *args, forbidden=GRAD_FORBIDDEN))
+        got = exercises.as_array(
+            exercises.call(fn, *args, forbidden=GRAD_FORBIDDEN, no_autograd=True)
+        )
         if got.shape != logits.shape:
             raise NotYet(
                 f"for logits of shape {logits.shape} you returned shape {got.shape}.",
@@ -198,12 +256,13 @@ def check_ce_grad(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
         if not exercises.close(auto, numeric, tol=1e-8):  # the checker's own sanity check
             raise RuntimeError("autograd and finite differences disagree")
         if not (exercises.close(got, auto) and exercises.close(got, numeric)):
-            for wrong, symptom, hint in grad_mistakes(logits, labels):
+            for wrong, symptom, hint in _grad_mistakes(logits, labels):
                 if exercises.close(got, wrong):
                     raise NotYet(symptom, hint)
             raise NotYet(
                 "your gradient differs from autograd and from finite differences.",
-                "dL/dz_n = (softmax(z_n) - onehot(y_n)) / N for each row n.",
+                "differentiate the loss of one row with respect to each of its logits, "
+                "then remember the mean over N rows.",
             )
         worst_auto = max(worst_auto, float(np.abs(got - auto).max()))
         worst_fd = max(worst_fd, float(np.abs(got - numeric).max()))
@@ -236,7 +295,10 @@ def run_double_softmax() -> tuple[float, float]:
     return lowest, norms[0] / norms[1]
 
 
-@exercises.checker("double_softmax")
+@exercises.checker(
+    "double_softmax",
+    expects="a function that returns {'lowest_loss': a number, 'gradient': 'a', 'b' or 'c'}",
+)
 def check_double_softmax(fn: Callable[[], Any]) -> str:
     """``fn()`` -> ``{"lowest_loss": number, "gradient": "a" | "b" | "c"}``; confirmed by running it."""
     got = exercises.call(fn, forbidden=PREDICT_FORBIDDEN)
@@ -257,8 +319,9 @@ def check_double_softmax(fn: Callable[[], Any]) -> str:
         )
         raise NotYet(
             symptom,
-            "after the extra softmax, the best the loss can be given is p = [1, 0, ..., 0]: "
-            "work out -log(e^1 / (e^1 + 9 * e^0)) by hand.",
+            "after the extra softmax the loss receives numbers in [0, 1] as its logits; the "
+            "best it can be given is p = [1, 0, ..., 0]. What is the cross-entropy of those "
+            "logits?",
         )
     letter = got["gradient"]
     if not isinstance(letter, str) or letter.strip().strip("()").lower() not in ("a", "b", "c"):

@@ -232,9 +232,12 @@ def _is_reference(obj: Any) -> bool:
     return module.startswith("mnist_course.chapter") and callable(obj)
 
 
-def _code_refs(code: types.CodeType, scope: dict[str, Any]) -> Iterator[Any]:
-    """Everything a function's code names: globals and attribute chains (``np.logaddexp.reduce``)."""
-    local: dict[str, Any] = {}
+def _code_refs(
+    code: types.CodeType, scope: dict[str, Any], cells: dict[str, Any] | None = None
+) -> Iterator[Any]:
+    """Everything a function's code names: globals, closure cells and attribute chains
+    (``np.logaddexp.reduce``, ``helper.softmax``)."""
+    local: dict[str, Any] = dict(cells or {})
     current: Any = None
     for ins in dis.get_instructions(code):
         name = ins.argval if isinstance(ins.argval, str) else ""
@@ -264,7 +267,7 @@ def _code_refs(code: types.CodeType, scope: dict[str, Any]) -> Iterator[Any]:
             yield current
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            yield from _code_refs(const, scope)
+            yield from _code_refs(const, scope, cells)
 
 
 def _children(obj: Any) -> list[Any]:
@@ -286,8 +289,13 @@ def _children(obj: Any) -> list[Any]:
         if module in _LIBRARIES:
             return []
         held = [*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()]
-        held += [cell.cell_contents for cell in obj.__closure__ or () if _filled(cell)]
-        return held + list(_code_refs(obj.__code__, obj.__globals__))
+        cells = {
+            name: cell.cell_contents
+            for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=False)
+            if _filled(cell)
+        }
+        held += list(cells.values())
+        return held + list(_code_refs(obj.__code__, obj.__globals__, cells))
     if callable(obj):  # an object with __call__: its method and what it holds
         call_method = inspect.getattr_static(type(obj), "__call__", None)
         return [call_method, *getattr(obj, "__dict__", {}).values()]

@@ -3,8 +3,11 @@ refused, odd answers never raise, hints grow; the quiz key is true."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +70,91 @@ def ce(log_softmax=my_log_softmax, sign=-1.0, reduce=np.mean, pick="row"):
     return fn
 
 
+def batch_max_softmax(z):
+    e = np.exp(z - z.max())  # the common 1-D snippet, applied to a batch
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def naive_log_softmax(z):
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def batch_max_log_softmax(z):
+    s = z - z.max()
+    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+
+
+def loop_softmax(z):
+    rows = np.atleast_2d(z)
+    out = []
+    for row in rows:
+        m = max(row)
+        e = [math.exp(v - m) for v in row]
+        out.append([v / sum(e) for v in e])
+    return np.array(out).reshape(z.shape)
+
+
+def float32_softmax(z):
+    z = z.astype(np.float32)
+    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    return e / np.einsum("...c->...", e)[..., None]
+
+
+def torch_softmax_by_hand(z):
+    t = torch.as_tensor(z)
+    e = (t - t.amax(dim=-1, keepdim=True)).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def list_softmax(z):
+    return my_softmax(z).tolist()
+
+
+def loop_log_softmax(z):
+    rows = np.atleast_2d(z)
+    out = np.empty_like(rows)
+    for i, row in enumerate(rows):
+        m = row.max()
+        out[i] = row - m - math.log(sum(math.exp(v - m) for v in row))
+    return out.reshape(z.shape)
+
+
+def float32_log_softmax(z):
+    z = np.float32(z)
+    s = z - z.max(axis=-1, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+
+
+def torch_log_softmax_by_hand(z):
+    t = torch.tensor(z, dtype=torch.float64)
+    m = t.max(dim=-1, keepdim=True).values
+    return t - m - (t - m).exp().sum(dim=-1, keepdim=True).log()
+
+
+def loop_ce(logits, labels):
+    total = 0.0
+    for row, y in zip(logits, labels, strict=True):
+        m = max(row)
+        total += -(row[y] - m - math.log(sum(math.exp(v - m) for v in row)))
+    return total / len(labels)
+
+
+def einsum_ce(logits, labels):
+    lp = my_log_softmax(logits)
+    onehot = np.eye(logits.shape[1])[labels]
+    return -np.einsum("nc,nc->", lp, onehot) / len(labels)
+
+
+def float32_ce(logits, labels):
+    lp = float32_log_softmax(logits)
+    return np.float32(-lp[np.arange(len(labels)), labels].mean())
+
+
+def torch_ce_by_hand(logits, labels):
+    lp = torch_log_softmax_by_hand(logits)
+    return -lp.gather(1, torch.from_numpy(labels)[:, None]).mean()
+
+
 # ---- right answers and typical mistakes -------------------------------------------------------
 
 
@@ -81,7 +169,12 @@ def ce(log_softmax=my_log_softmax, sign=-1.0, reduce=np.mean, pick="row"):
         (batch_sum_softmax, False, "whole batch sums to 1"),
         (lambda z: my_softmax(z)[..., ::-1], False, "values differ"),
         (lambda z: z[..., :1], False, "shape"),
-        (lambda z: np.where(np.abs(z) > 100, 0.5, my_softmax(z)), False, "wrong on [1000"),
+        (lambda z: np.where(np.abs(z) > 100, 0.5, my_softmax(z)), False, "wrong on huge"),
+        (batch_max_softmax, False, "maximum of the whole batch"),
+        (loop_softmax, True, "no overflow"),
+        (float32_softmax, True, "no overflow"),
+        (torch_softmax_by_hand, True, "no overflow"),
+        (list_softmax, True, "no overflow"),
     ],
 )
 def test_softmax(fn, ok, words):
@@ -97,7 +190,12 @@ def test_softmax(fn, ok, words):
         (lambda z: np.log(naive_softmax(z)), False, "exp() overflows"),
         (lambda z: my_log_softmax(z.T).T if z.ndim == 2 else my_log_softmax(z), False, "axis=0"),
         (lambda z: my_log_softmax(z) + 1, False, "values differ"),
-        (lambda z: np.full_like(z, np.nan), False, "nan on ordinary"),
+        (lambda z: np.full_like(z, np.nan), False, "nan or inf on ordinary"),
+        (naive_log_softmax, False, "exp() overflows"),
+        (batch_max_log_softmax, False, "maximum of the whole batch"),
+        (loop_log_softmax, True, "no overflow"),
+        (float32_log_softmax, True, "no overflow"),
+        (torch_log_softmax_by_hand, True, "no overflow"),
     ],
 )
 def test_log_softmax(fn, ok, words):
@@ -117,7 +215,12 @@ def test_log_softmax(fn, ok, words):
         (ce(log_softmax=lambda z: my_softmax(z)), False, "not minus their logs"),
         (ce(log_softmax=lambda z: np.log(naive_softmax(z))), False, "nan or inf"),
         (lambda z, y: -my_log_softmax(z)[np.arange(len(y)), y], False, "one number"),
-        (lambda z, y: 0.5, False, "got 0.500000"),
+        (lambda z, y: 0.5, False, "too"),
+        (ce(log_softmax=batch_max_log_softmax), False, "nan or inf"),
+        (loop_ce, True, "stable"),
+        (einsum_ce, True, "stable"),
+        (float32_ce, True, "stable"),
+        (torch_ce_by_hand, True, "stable"),
         (lambda z, y: np.array([ce()(z, y)]), True, "stable"),  # shape (1,) is one number
     ],
 )
@@ -156,6 +259,106 @@ def test_calling_the_library_is_refused(name, fn):
     feedback = CHECKERS[name](fn)
     assert not feedback.ok
     assert "write it yourself, without `" in feedback.message
+
+
+def softmax_with_default(z, _f=losses.softmax):
+    return _f(z)
+
+
+def log_softmax_in_closure():
+    f = losses.log_softmax
+
+    def answer(z):
+        return f(z)
+
+    return answer
+
+
+class CallableSoftmax:
+    def __call__(self, z):
+        return scipy_or_torch_softmax(z)
+
+
+def scipy_or_torch_softmax(z):
+    return torch.special.softmax(torch.from_numpy(z), dim=-1).numpy()
+
+
+HELPERS = {"sm": losses.softmax}
+
+
+@pytest.mark.parametrize(
+    "name, fn",
+    [
+        ("softmax", softmax_with_default),
+        ("softmax", functools.partial(losses.softmax, axis=-1)),
+        ("softmax", lambda z: HELPERS["sm"](z)),
+        ("softmax", CallableSoftmax()),
+        ("softmax", scipy_or_torch_softmax),
+        ("softmax", lambda z: torch.special.log_softmax(T(z), -1).exp()),
+        ("log_softmax", log_softmax_in_closure()),
+        ("log_softmax", lambda z: z - np.logaddexp.reduce(z, axis=-1, keepdims=True)),
+        ("log_softmax", lambda z: T(z) - torch.special.logsumexp(T(z), -1, keepdim=True)),
+        ("log_softmax", lambda z: torch.special.log_softmax(T(z), -1)),
+        ("log_softmax", functools.partial(F.log_softmax, dim=-1)),
+        ("cross_entropy", lambda z, y: torch.nn.NLLLoss()(T(my_log_softmax(z)), T(y))),
+        ("cross_entropy", functools.partial(losses.cross_entropy)),
+    ],
+)
+def test_a_library_function_reached_any_other_way_is_refused(name, fn):
+    feedback = CHECKERS[name](fn)
+    assert not feedback.ok and "write it yourself, without" in feedback.message, feedback.message
+
+
+def test_a_helper_in_another_module_is_refused():
+    helper = types.ModuleType("learner_helpers")
+    exec("from mnist_course.losses import softmax\ndef sm(z):\n    return softmax(z)", vars(helper))
+    feedback = chapter01.check_softmax(lambda z: helper.sm(z))
+    assert "write it yourself, without `mnist_course.losses.softmax`" in feedback.message
+
+
+def test_the_course_helpers_are_not_answers():
+    assert not hasattr(chapter01, "loss_mistakes")
+    feedback = chapter01.check_cross_entropy(lambda z, y: chapter01._compare_loss(0, 0, []))
+    assert "course's own answer" in feedback.message
+
+
+def test_each_check_draws_fresh_logits():
+    seen = []
+
+    def remember(z):
+        seen.append(z.copy())
+        return my_softmax(z)
+
+    chapter01.check_softmax(remember)
+    first = len(seen)
+    chapter01.check_softmax(remember)
+    assert not np.array_equal(seen[0], seen[first])
+
+
+def test_replaying_a_number_does_not_pass_and_no_expected_value_is_shown():
+    heard = []
+
+    def replay(logits, labels):
+        heard.append(float(ce()(logits, labels)))
+        return 0.5
+
+    feedback = chapter01.check_cross_entropy(replay)
+    assert not feedback.ok
+    assert (
+        f"{heard[0]:.6f}"[:5] not in feedback.message and f"{heard[0]:.4g}" not in feedback.message
+    )
+    memory = iter(heard * 3)
+    assert not chapter01.check_cross_entropy(lambda z, y: next(memory)).ok
+
+
+def test_sys_exit_and_hostile_returns_never_raise():
+    class Weird:
+        def __array__(self, *a, **k):
+            raise RuntimeError("no")
+
+    assert not chapter01.check_softmax(lambda z: sys.exit()).ok
+    assert not chapter01.check_softmax(lambda z: Weird()).ok
+    assert not chapter01.check_cross_entropy(lambda z, y: Weird()).ok
 
 
 def test_everything_is_restored_after_a_check():

@@ -3,6 +3,7 @@ refused, odd answers never raise, hints grow; the quiz key is true."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -60,6 +61,72 @@ def autograd_answer(z, y):
     return z.grad
 
 
+def nll_loop(lp, y):
+    total = 0.0
+    for n in range(len(y)):
+        total -= lp[n, y[n]]
+    return total / len(y)
+
+
+def nll_einsum(lp, y):
+    return -torch.einsum("nc,nc->", lp, F.one_hot(y, lp.shape[1]).to(lp.dtype)) / len(y)
+
+
+def nll_float64_list(lp, y):
+    return [-float(lp.double()[torch.arange(len(y)), y].mean())]
+
+
+def nll_masked(lp, y):
+    mask = torch.zeros_like(lp, dtype=torch.bool)
+    mask[torch.arange(len(y)), y] = True
+    return -lp.masked_select(mask).mean()
+
+
+def ce_by_hand(z, y):
+    """Its own log-softmax, then its own NLL."""
+    shifted = z - z.max(dim=1, keepdim=True).values
+    lp = shifted - shifted.exp().sum(dim=1, keepdim=True).log()
+    return nll_loop(lp, y)
+
+
+def ce_float64(z, y):
+    return F.nll_loss(F.log_softmax(z.double(), dim=1), y).float()
+
+
+def ce_logsumexp(z, y):
+    m = z.max(dim=1, keepdim=True).values
+    lse = m.squeeze(1) + (z - m).exp().sum(1).log()
+    return (lse - z[torch.arange(len(y)), y]).mean()
+
+
+def ce_numpy(z, y):
+    z, y = z.numpy(), y.numpy()
+    s = z - z.max(axis=1, keepdims=True)
+    lp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+    return float(-lp[np.arange(len(y)), y].mean())
+
+
+def grad_loops(z, y):
+    n, c = z.shape
+    out = torch.zeros_like(z)
+    for i in range(n):
+        e = [math.exp(float(v - z[i].max())) for v in z[i]]
+        for j in range(c):
+            out[i, j] = (e[j] / sum(e) - (1.0 if j == y[i] else 0.0)) / n
+    return out
+
+
+def grad_einsum_list(z, y):
+    p = torch.softmax(z, dim=1)
+    onehot = torch.eye(z.shape[1], dtype=z.dtype)[y]
+    return torch.einsum("nc->nc", p - onehot).div(len(y)).tolist()
+
+
+def grad_scatter(z, y):
+    p = (z - z.logsumexp(dim=1, keepdim=True)).exp()
+    return p.scatter_add(1, y[:, None], -torch.ones(len(y), 1, dtype=z.dtype)) / len(y)
+
+
 # ---- right answers and typical mistakes -------------------------------------------------------
 
 
@@ -73,7 +140,11 @@ def autograd_answer(z, y):
         (lambda lp, y: -lp[:, y].mean(), False, "N x N block"),
         (lambda lp, y: -torch.log(lp)[torch.arange(len(y)), y].mean(), False, "nan"),
         (lambda lp, y: -lp[torch.arange(len(y)), y], False, "one number"),
-        (lambda lp, y: torch.tensor(0.5), False, "got 0.500000"),
+        (lambda lp, y: torch.tensor(0.5), False, "too"),
+        (nll_loop, True, "matches"),
+        (nll_einsum, True, "matches"),
+        (nll_float64_list, True, "matches"),
+        (nll_masked, True, "matches"),
     ],
 )
 def test_nll_loss(fn, ok, words):
@@ -96,6 +167,11 @@ def test_nll_loss(fn, ok, words):
         (lambda z, y: F.nll_loss(torch.log_softmax(z, dim=0), y), False, "axis=0"),
         (lambda z, y: F.nll_loss(torch.log_softmax(z, 1), y, reduction="sum"), False, "summed"),
         (lambda z, y: F.nll_loss(torch.log_softmax(z, 1), y, reduction="none"), False, "shape"),
+        (lambda z, y: F.nll_loss(torch.log(torch.softmax(z, 1)), y), False, "underflows"),
+        (ce_by_hand, True, "matches"),
+        (ce_float64, True, "matches"),
+        (ce_logsumexp, True, "matches"),
+        (ce_numpy, True, "matches"),
     ],
 )
 def test_cross_entropy(fn, ok, words):
@@ -117,6 +193,9 @@ def test_cross_entropy(fn, ok, words):
         (grad(dim=0), False, "dim=0"),
         (lambda z, y: grad()(z, y).T, False, "shape"),
         (lambda z, y: grad()(z, y) + 0.01, False, "differs from autograd"),
+        (grad_loops, True, "matches autograd"),
+        (grad_einsum_list, True, "matches autograd"),
+        (grad_scatter, True, "matches autograd"),
     ],
 )
 def test_ce_grad(fn, ok, words):
@@ -126,12 +205,12 @@ def test_ce_grad(fn, ok, words):
 
 def test_ce_grad_mistakes_fail_on_both_references():
     """The checker's own references agree, and each classic mistake is far from them."""
-    for logits, labels in chapter02.GRAD_CASES:
+    for logits, labels in chapter02.grad_cases(0) + chapter02.grad_cases(7):
         auto = chapter02.autograd_grad(logits, labels)
         np.testing.assert_allclose(
             chapter02.finite_difference_grad(logits, labels), auto, atol=1e-8
         )
-        for wrong, _, _ in chapter02.grad_mistakes(logits, labels):
+        for wrong, _, _ in chapter02._grad_mistakes(logits, labels):
             assert not exercises.close(wrong, auto)
 
 
@@ -192,13 +271,50 @@ def run_the_loss():
         ("ce_grad", lambda z, y: torch.autograd.grad(F.cross_entropy(z.requires_grad_(), y), z)[0]),
         ("ce_grad", lambda z, y: torch.func.grad(lambda w: F.cross_entropy(w, y))(z)),
         ("ce_grad", lambda z, y: losses.cross_entropy_grad(z.numpy(), y.numpy())),
+        ("nll_loss", functools.partial(F.nll_loss)),
+        ("nll_loss", lambda lp, y, _f=F.nll_loss: _f(lp, y)),
+        ("cross_entropy", lambda z, y, _f=F.cross_entropy: _f(z, y)),
+        ("cross_entropy", lambda z, y: torch._C._nn.cross_entropy_loss(z, y)),
+        ("cross_entropy", functools.partial(losses.cross_entropy)),
         ("double_softmax", run_the_loss),
     ],
 )
 def test_calling_the_library_is_refused(name, fn):
     feedback = CHECKERS[name](fn)
     assert not feedback.ok
-    assert "write it yourself, without `" in feedback.message
+    assert "write it yourself, without " in feedback.message, feedback.message
+
+
+def loss_of(w, y):
+    return (w.logsumexp(dim=1) - w[torch.arange(len(y)), y]).mean()
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda z, y: torch.func.jacfwd(lambda w: loss_of(w, y))(z),
+        lambda z, y: torch.func.jacrev(lambda w: loss_of(w, y))(z),
+        lambda z, y: torch.autograd.functional.jacobian(lambda w: loss_of(w, y), z),
+        lambda z, y: torch.func.vjp(lambda w: loss_of(w, y), z)[1](torch.tensor(1.0).double())[0],
+        lambda z, y: chapter02.finite_difference_grad(z.numpy(), y.numpy()),
+    ],
+    ids=["jacfwd", "jacrev", "functional.jacobian", "vjp", "the course's finite differences"],
+)
+def test_every_route_to_autograd_is_refused_for_ce_grad(fn):
+    feedback = chapter02.check_ce_grad(fn)
+    assert not feedback.ok and "write it yourself, without" in feedback.message, feedback.message
+
+
+def test_the_checks_draw_fresh_inputs():
+    seen = []
+
+    def remember(lp, y):
+        seen.append(lp.clone())
+        return nll()(lp, y)
+
+    chapter02.check_nll_loss(remember)
+    chapter02.check_nll_loss(remember)
+    assert len(seen) == 2 and (seen[0].shape != seen[1].shape or not torch.equal(*seen))
 
 
 def test_everything_is_restored_after_a_check():
