@@ -126,8 +126,9 @@ HUB_STAMP = $(HUB_DIR)/.installed
 
 hub-install: $(HUB_STAMP)
 
-# Rebuilt when the pins or the package change (the notebooks are copied from notebooks/ at each
-# student's first login, so they need no rebuild). umask 022: students must read what root writes.
+# Rebuilt when the pins or the package change (the chapters are handed out from HUB_CHAPTERS at
+# each start of a student's server, so they need no rebuild). umask 022: students must read what
+# root writes.
 $(HUB_STAMP): pyproject.toml $(CONSTRAINTS) $(wildcard mnist_course/*.py)
 	@command -v npm >/dev/null || { echo "make: the hub's proxy needs npm (e.g. apt-get install npm)" >&2; exit 1; }
 	@$(HUB_PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null \
