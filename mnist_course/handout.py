@@ -5,7 +5,8 @@ The rules follow nbgitpuller's merge rules, file by file, in the copy (e.g. ``~/
 - a chapter file the student never changed is replaced by the new version;
 - a chapter file the student changed is kept, and the new version is put beside it as
   ``NAME (new version).EXT`` (a later update replaces that file too, unless the student
-  edited it: then the newer version is not placed, and the update says so);
+  edited it: then the newer version is not placed, and each update says so until that
+  file is moved away);
 - a chapter file the student deleted comes back;
 - every other file in the copy (the student's own) is never touched.
 
@@ -255,9 +256,10 @@ def update(files: Mapping[str, bytes], copy: Path) -> Report:
             there = current_digest(copy / beside)
             if there is None or (there != digest and there == old_beside.get(beside)):
                 write(copy / beside, content, mode)
-            elif there != digest:
+            elif there != digest:  # tried again at each update, reported each time
                 report.skipped.append((path, f"{beside} holds your changes"))
-                new_files[path] = digest
+                if path in old_files:
+                    new_files[path] = old_files[path]
                 continue
             new_beside[beside] = digest
             report.kept.append((path, beside))

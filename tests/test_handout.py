@@ -85,6 +85,12 @@ def test_a_new_version_the_student_edited_is_not_overwritten(tmp_path):
     assert (copy / BESIDE).read_bytes() == b"mine too"
     assert report.skipped == [(CH1, f"{BESIDE} holds your changes")]
     assert f"not updated: {CH1}: {BESIDE} holds your changes" in report.lines()
+    assert handout.update(V3, copy).skipped == report.skipped  # said again at each update
+
+    (copy / BESIDE).rename(copy / "my version of chapter 1.ipynb")  # she moves it away
+    assert handout.update(V3, copy).kept == [(CH1, BESIDE)]
+    assert (copy / BESIDE).read_bytes() == V3[CH1]
+    assert (copy / "my version of chapter 1.ipynb").read_bytes() == b"mine too"
 
 
 def test_a_deleted_chapter_comes_back_and_the_students_own_files_are_never_touched(tmp_path):
