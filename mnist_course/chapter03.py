@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mnist_course import data, quiz
-from mnist_course.exercises import NotYet, as_array, as_float, call, checker
+from mnist_course.exercises import NotYet, as_array, as_float, call, checker, draw
 
 EXERCISES: tuple[str, ...] = ("normalize", "channels_first")
 
@@ -28,9 +28,27 @@ NORMALIZERS = [
     "torchvision.transforms.functional.normalize",
     "torchvision.transforms.v2.Normalize",
     "torchvision.transforms.v2.functional.normalize",
+    "torchvision.transforms.v2.functional.normalize_image",
+    "torchvision.transforms.v2.functional.to_dtype",
+    "torchvision.transforms.v2.ToDtype",
+    "torch.nn.functional.batch_norm",
+    "torch.nn.functional.instance_norm",
+    "torch.nn.functional.layer_norm",
+    "torch.nn.functional.group_norm",
     "mnist_course.data.normalize",
     "mnist_course.data.course_transform",
 ]
+# The normalisation layers' operators, however they are reached (F.batch_norm, nn.BatchNorm2d...).
+NORM_OPS: dict[str, str] = {
+    name: "a normalisation layer (batch_norm, instance_norm, layer_norm, ...)"
+    for name in (
+        "aten::native_batch_norm",
+        "aten::_native_batch_norm_legit",
+        "aten::_native_batch_norm_legit_no_training",
+        "aten::native_layer_norm",
+        "aten::native_group_norm",
+    )
+}
 TO_TENSORS = [
     "torchvision.transforms.ToTensor",
     "torchvision.transforms.transforms.ToTensor",
@@ -39,7 +57,17 @@ TO_TENSORS = [
     "torchvision.transforms.functional.pil_to_tensor",
     "torchvision.transforms.v2.ToImage",
     "torchvision.transforms.v2.functional.to_image",
+    "torchvision.transforms.v2.functional.to_dtype",
+    "torchvision.transforms.v2.ToDtype",
 ]
+_STATS_HINT = (
+    "turn the bytes into pixels in [0, 1] first; then take one mean and one std over all "
+    "the pixels at once."
+)
+_NORMALIZE_HINT = (
+    "scale the bytes to [0, 1], subtract the mean, divide by the std, then add the channel "
+    "dimension."
+)
 
 
 def stats_images(seed: int = 3) -> torch.Tensor:
@@ -91,20 +119,23 @@ def _near(a: float, b: float, rel: float = 1e-4) -> bool:
 
 
 def _read_pair(result: Any) -> tuple[float, float]:
-    if isinstance(result, torch.Tensor) and result.numel() == 2:
+    """Two numbers from a tuple, a list, or any 2-element tensor or array."""
+    if isinstance(result, (torch.Tensor, np.ndarray)) and np.prod(result.shape) == 2:
         result = tuple(result.reshape(-1))
     if not isinstance(result, (tuple, list)) or len(result) != 2:
+        size = f" of {len(result)} items" if isinstance(result, (tuple, list)) else ""
         raise NotYet(
-            f"pixel_stats returned a {type(result).__name__}; return two numbers: mean, std.",
-            "end with `return pixels.mean().item(), pixels.std().item()` or similar.",
+            f"pixel_stats returned a {type(result).__name__}{size}; return two numbers: "
+            "the mean, then the std.",
+            "return the two numbers as a tuple: mean, std.",
         )
     return as_float(result[0], "the mean"), as_float(result[1], "the std")
 
 
-def _check_pixel_stats(pixel_stats: Callable[..., Any]) -> tuple[float, float]:
-    images = stats_images()
+def _check_pixel_stats(pixel_stats: Callable[..., Any], seed: int) -> tuple[float, float]:
+    images = stats_images(3 + seed)
     try:
-        result = call(pixel_stats, images.clone())
+        result = call(pixel_stats, images.clone(), ops=NORM_OPS)
     except NotYet as err:
         raise NotYet(
             f"pixel_stats: {err.symptom}",
@@ -117,16 +148,15 @@ def _check_pixel_stats(pixel_stats: Callable[..., Any]) -> tuple[float, float]:
         return expected
     for message, (m, s) in _stats_mistakes(images).items():
         if _near(mean, m) and _near(std, s):
-            raise NotYet(
-                f"pixel_stats: {message}",
-                "pixels = images.float() / 255, then "
-                "pixels.mean() and pixels.std() over all of them.",
-            )
-    which = "mean" if not _near(mean, expected[0]) else "std"
+            raise NotYet(f"pixel_stats: {message}", _STATS_HINT)
+    which, got, right = ("mean", mean, expected[0])
+    if _near(mean, expected[0]):
+        which, got, right = ("std", std, expected[1])
+    if not np.isfinite(got):
+        raise NotYet(f"pixel_stats: your {which} is {got}.", _STATS_HINT)
     raise NotYet(
-        f"pixel_stats: on a test batch your {which} is {mean if which == 'mean' else std:.4g}, "
-        f"expected {expected[0] if which == 'mean' else expected[1]:.4g}.",
-        "pixels = images.float() / 255, then pixels.mean() and pixels.std() over all of them.",
+        f"pixel_stats: on a test batch your {which} is too {'high' if got > right else 'low'}.",
+        _STATS_HINT,
     )
 
 
@@ -146,10 +176,15 @@ def _normalize_mistakes(images: torch.Tensor, mean: float, std: float) -> dict[s
     }
 
 
-def _check_normalize_fn(normalize: Callable[..., Any]) -> None:
-    images = stats_images(seed=5)[:8]
-    mean, std = 0.25, 0.35  # not MNIST's: the function must use its arguments
-    result = call(normalize, images.clone(), mean, std, forbidden=NORMALIZERS)
+def _check_normalize_fn(normalize: Callable[..., Any], seed: int) -> None:
+    images = stats_images(seed=5 + seed)[:8]
+    g = torch.Generator().manual_seed(seed)
+    # not MNIST's, and new for each check: the function must use its arguments
+    mean, std = (
+        0.2 + 0.1 * torch.rand((), generator=g).item(),
+        0.4 + 0.1 * torch.rand((), generator=g).item(),
+    )
+    result = call(normalize, images.clone(), mean, std, forbidden=NORMALIZERS, ops=NORM_OPS)
     if isinstance(result, np.ndarray):
         raise NotYet(
             "normalize returned a NumPy array; return a torch tensor.",
@@ -170,17 +205,14 @@ def _check_normalize_fn(normalize: Callable[..., Any]) -> None:
     if got.shape != (n, 1, 28, 28):
         raise NotYet(
             shapes.get(got.shape, f"shape {got.shape}; expected {(n, 1, 28, 28)}."),
-            "((images.float() / 255 - mean) / std).unsqueeze(1)",
+            _NORMALIZE_HINT,
         )
     expected = ((images.double() / 255 - mean) / std).unsqueeze(1).numpy()
     if not np.allclose(got, expected, atol=1e-5, rtol=1e-5):
         for message, wrong in _normalize_mistakes(images, mean, std).items():
             if np.allclose(got, wrong.unsqueeze(1).numpy(), atol=1e-4, rtol=1e-4):
-                raise NotYet(f"normalize: {message}", "((images.float() / 255 - mean) / std)")
-        raise NotYet(
-            "normalize: the values differ from (x / 255 - mean) / std.",
-            "((images.float() / 255 - mean) / std).unsqueeze(1)",
-        )
+                raise NotYet(f"normalize: {message}", _NORMALIZE_HINT)
+        raise NotYet("normalize: the values differ from (x / 255 - mean) / std.", _NORMALIZE_HINT)
     if result.dtype != torch.float32:
         raise NotYet(
             f"normalize returned {result.dtype}; models use float32.",
@@ -188,11 +220,16 @@ def _check_normalize_fn(normalize: Callable[..., Any]) -> None:
         )
 
 
-@checker("normalize")
+@checker(
+    "normalize",
+    expects="both functions: check_normalize(pixel_stats, normalize), pixel_stats(images) "
+    "returning (mean, std) and normalize(images, mean, std) returning a tensor",
+)
 def check_normalize(pixel_stats: Callable[..., Any], normalize: Callable[..., Any]) -> str:
     """``pixel_stats(uint8 images) -> (mean, std)`` and ``normalize(images, mean, std)``."""
-    _check_pixel_stats(pixel_stats)
-    _check_normalize_fn(normalize)
+    seed = draw("normalize")
+    _check_pixel_stats(pixel_stats, seed)
+    _check_normalize_fn(normalize, seed)
     return (
         "your statistics are right on a batch unlike MNIST, and normalize gives float32 "
         "N x 1 x 28 x 28 with mean and std taken from its arguments."
@@ -207,22 +244,25 @@ def layout_batch(shape: tuple[int, int, int, int] = (2, 5, 7, 3), seed: int = 4)
 
 def _check_layout(to_chw: Callable[..., Any], batch: np.ndarray) -> None:
     n, h, w, c = batch.shape
-    result = call(to_chw, batch.copy(), forbidden=TO_TENSORS)
+    result = call(to_chw, batch.copy(), forbidden=TO_TENSORS, ops=NORM_OPS)
     if isinstance(result, np.ndarray):
         raise NotYet(
             "to_chw returned a NumPy array; return a torch tensor.",
-            "torch.from_numpy(batch) makes a tensor that shares the array's memory.",
+            "torch has a function that makes a tensor from a NumPy array (sharing its memory).",
         )
     if not isinstance(result, torch.Tensor):
         as_array(result, "to_chw")
         raise NotYet(f"to_chw returned a {type(result).__name__}; return a torch tensor.")
     got = as_array(result, "to_chw")
-    hint = "torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255"
+    hint = (
+        "make a tensor of the array, move the channel axis to position 1 (permute), "
+        "then convert to float32 and scale to [0, 1]."
+    )
     if got.shape == (n, c, w, h) and h != w:
         raise NotYet(
             f"shape {got.shape} is N x C x W x H: height and width are swapped (the lecture "
             f"notes' 'w * h'). Images are {h} high and {w} wide; keep H before W.",
-            "move only the channel axis: permute(0, 3, 1, 2).",
+            "move only the channel axis, with permute.",
         )
     if got.shape == batch.shape and c != h:
         raise NotYet(
@@ -238,7 +278,7 @@ def _check_layout(to_chw: Callable[..., Any], batch: np.ndarray) -> None:
                 "the shape is right but the pixels are scrambled: reshape/view keeps the "
                 "bytes in memory order (R, G, B, R, G, B, ...), it does not move the channel "
                 "axis.",
-                "use permute(0, 3, 1, 2), which moves axes.",
+                "use permute, which moves axes.",
             )
         if np.allclose(got, right, atol=1e-6):
             raise NotYet("the values are still 0-255: divide by 255 to get [0, 1].", hint)
@@ -250,11 +290,16 @@ def _check_layout(to_chw: Callable[..., Any], batch: np.ndarray) -> None:
         )
 
 
-@checker("channels_first")
+@checker(
+    "channels_first",
+    expects="a function to_chw(batch) that takes a uint8 N x H x W x C NumPy array and "
+    "returns a tensor",
+)
 def check_channels_first(to_chw: Callable[..., Any]) -> str:
     """``to_chw(uint8 N x H x W x C numpy) -> float32 N x C x H x W tensor in [0, 1]``."""
-    _check_layout(to_chw, layout_batch())
-    _check_layout(to_chw, layout_batch((3, 4, 6, 1), seed=6))
+    seed = draw("channels_first")
+    _check_layout(to_chw, layout_batch(seed=4 + seed))
+    _check_layout(to_chw, layout_batch((3, 4, 6, 1), seed=6 + seed))
     return (
         "right for colour (C = 3) and grey (C = 1) images whose height and width differ: "
         "N x C x H x W, float32, in [0, 1], like ToTensor."

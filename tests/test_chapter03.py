@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision.transforms.functional as TF
+import torchvision.transforms.v2.functional as v2F
 from torchvision import transforms
 
 from mnist_course import chapter03, data, exercises
@@ -34,6 +37,24 @@ def check_normalize(pixel_stats=stats, norm=normalize, **kwargs):
     return chapter03.check_normalize(pixel_stats, norm, **kwargs)
 
 
+def stats_loop(im):
+    """Running sums over the images, one at a time (float64)."""
+    total = total_sq = 0.0
+    count = 0
+    for image in im:
+        x = image.double() / 255
+        total += x.sum().item()
+        total_sq += (x**2).sum().item()
+        count += x.numel()
+    mean = total / count
+    return mean, math.sqrt((total_sq - count * mean**2) / (count - 1))
+
+
+def stats_float32_numpy(im):
+    x = im.numpy().astype(np.float32) / np.float32(255)
+    return float(x.mean(dtype=np.float64)), float(x.std(dtype=np.float64))
+
+
 @pytest.mark.parametrize(
     "pixel_stats",
     [
@@ -42,6 +63,10 @@ def check_normalize(pixel_stats=stats, norm=normalize, **kwargs):
         lambda im: (np.mean(im.numpy() / 255), np.std(im.numpy() / 255)),  # biased std is fine
         lambda im: torch.stack(torch.std_mean(im.float() / 255)[::-1]),  # a tensor of two
         lambda im: [(im / 255.0).mean(), (im / 255.0).std()],
+        lambda im: np.array([np.mean(im.numpy() / 255), np.std(im.numpy() / 255)]),  # issue 16
+        stats_loop,
+        stats_float32_numpy,
+        lambda im: torch.tensor([[stats(im)[0]], [stats(im)[1]]]),  # a 2 x 1 tensor
     ],
 )
 def test_right_statistics_pass(pixel_stats):
@@ -60,6 +85,28 @@ def test_right_statistics_pass(pixel_stats):
     ],
 )
 def test_right_normalize_passes(norm):
+    feedback = check_normalize(norm=norm)
+    assert feedback.ok, feedback.message
+    assert "float32" in feedback.message
+
+
+def normalize_loop(im, m, s):
+    out = torch.empty(len(im), 1, *im.shape[1:])
+    for i, image in enumerate(im):
+        out[i, 0] = (image.float() / 255 - m) / s
+    return out
+
+
+@pytest.mark.parametrize(
+    "norm",
+    [
+        normalize_loop,
+        lambda im, m, s: torch.einsum("nhw->nhw", (im / 255.0 - m) / s).unsqueeze(1).float(),
+        lambda im, m, s: (im.unsqueeze(1).to(torch.float32) - 255 * m) / (255 * s),
+    ],
+    ids=["loop", "einsum", "scaled constants"],
+)
+def test_right_normalize_in_other_styles_passes(norm):
     feedback = check_normalize(norm=norm)
     assert feedback.ok, feedback.message
     assert "float32" in feedback.message
@@ -86,7 +133,7 @@ STATS_MISTAKES = {
     "each image's own std": lambda im: (stats(im)[0], pixels(im).std(dim=(1, 2)).mean().item()),
     "each pixel position's std": lambda im: (stats(im)[0], pixels(im).std(dim=0).mean().item()),
     "your mean is": lambda im: (stats(im)[0] + 0.01, stats(im)[1]),
-    "your std is 0.3": lambda im: (stats(im)[0], 0.3),
+    "your std is too low": lambda im: (stats(im)[0], 0.5 * stats(im)[1]),
 }
 
 
@@ -94,7 +141,7 @@ STATS_MISTAKES = {
 def test_each_statistics_mistake_has_its_message(expected, pixel_stats):
     feedback = check_normalize(pixel_stats)
     assert not feedback.ok
-    assert expected in feedback.message
+    assert expected in feedback.message, feedback.message
 
 
 def test_mean_of_uint8_gets_the_float_hint():
@@ -139,6 +186,57 @@ def test_calling_the_library_normalize_is_refused(norm):
     feedback = check_normalize(norm=norm)
     assert not feedback.ok
     assert "write it yourself, without `" in feedback.message
+
+
+@pytest.mark.parametrize(
+    "norm",
+    [
+        lambda im, m, s: v2F.normalize_image(im.float()[:, None] / 255, [m], [s]),
+        lambda im, m, s: v2F.normalize(
+            v2F.to_dtype(im[:, None], torch.float32, scale=True), [m], [s]
+        ),
+        lambda im, m, s: F.batch_norm(
+            im.float()[:, None] / 255, torch.tensor([m]), torch.tensor([s * s]), eps=0.0
+        ),
+        lambda im, m, s, _n=data.normalize: _n(im),
+        functools.partial(TF.normalize, mean=[0.25], std=[0.35]),
+        lambda im, m, s: bn(m, s)(im.float()[:, None] / 255),
+    ],
+    ids=["v2 normalize_image", "v2 to_dtype", "F.batch_norm", "default", "partial", "BatchNorm2d"],
+)
+def test_other_routes_to_a_library_normalize_are_refused(norm):
+    feedback = check_normalize(norm=norm)
+    assert not feedback.ok and "write it yourself, without" in feedback.message, feedback.message
+
+
+def bn(m, s):
+    layer = torch.nn.BatchNorm2d(1, eps=0.0, affine=False).eval()
+    layer.running_mean.fill_(m)
+    layer.running_var.fill_(s * s)
+    return layer
+
+
+def test_statistics_typed_in_from_an_earlier_check_do_not_pass():
+    heard = []
+
+    def listen(im):
+        heard.append(stats(im))
+        return heard[-1]
+
+    assert check_normalize(listen).ok
+    assert not check_normalize(lambda im: heard[0]).ok
+
+
+def test_a_wrong_statistic_does_not_show_the_expected_value():
+    heard = []
+
+    def off(im):
+        heard.append(stats(im))
+        return heard[-1][0] * 1.1, heard[-1][1]
+
+    feedback = check_normalize(off)
+    assert not feedback.ok and "too high" in feedback.message
+    assert f"{heard[0][0]:.3g}" not in feedback.message
 
 
 def test_the_v2_normalize_is_refused_too():
@@ -270,7 +368,42 @@ def test_the_layout_hint_grows():
     exercises._failures.pop("channels_first", None)
     wrong = LAYOUT_MISTAKES["pixels are scrambled"]
     assert "Hint:" not in chapter03.check_channels_first(wrong).message
-    assert "permute(0, 3, 1, 2)" in chapter03.check_channels_first(wrong).message
+    assert "permute" in chapter03.check_channels_first(wrong).message
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda b: torch.stack([torch.from_numpy(x).permute(2, 0, 1) for x in b]).float() / 255,
+        lambda b: torch.from_numpy(np.einsum("nhwc->nchw", b).astype(np.float32) / 255),
+        lambda b: (
+            torch.tensor(
+                [
+                    [[[row[c] for row in line] for line in img] for c in range(b.shape[3])]
+                    for img in b.tolist()
+                ]
+            )
+            / 255.0
+        ),
+    ],
+    ids=["loop over images", "einsum", "nested lists"],
+)
+def test_right_layout_in_other_styles_passes(fn):
+    feedback = chapter03.check_channels_first(fn)
+    assert feedback.ok, feedback.message
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda b: v2F.to_dtype(torch.from_numpy(b).permute(0, 3, 1, 2), torch.float32, scale=True),
+        lambda b: torch.stack([v2F.to_image(x) for x in b]).float() / 255,
+    ],
+    ids=["v2 to_dtype", "v2 to_image"],
+)
+def test_other_routes_to_to_tensor_are_refused(fn):
+    feedback = chapter03.check_channels_first(fn)
+    assert not feedback.ok and "write it yourself, without" in feedback.message, feedback.message
 
 
 # ----------------------------------------------------------------------------- quiz, notebook
