@@ -118,9 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     grade = commands.add_parser("grade", help="run learner notebooks and report each exercise")
     grade.add_argument("paths", nargs="+", type=Path, help="notebooks, or folders holding some")
-    grade.add_argument("--json", type=Path, dest="json_out", help="also write the grades here")
+    grade.add_argument("--json", type=Path, dest="json_out", help="write every detail here")
+    grade.add_argument(
+        "--csv", type=Path, dest="csv_out", help="write the gradebook here (a row per learner)"
+    )
+    grade.add_argument(
+        "--feedback", type=Path, dest="feedback_dir", help="write LEARNER.md feedback files here"
+    )
     grade.add_argument(
         "--timeout", type=_positive_float, default=300.0, help="seconds per notebook (300)"
+    )
+    grade.add_argument("--jobs", type=_positive_int, default=1, help="notebooks graded at once (1)")
+    grade.add_argument(
+        "--memory", type=_positive_float, default=4.0, dest="memory_gb",
+        help="memory per notebook's kernel, in GiB (4)",
+    )  # fmt: skip
+    grade.add_argument(
+        "--user",
+        help="run the learners' code as this OS account (needed when grading as root)",
     )
     return parser
 
@@ -258,7 +273,10 @@ def run_slides(args: argparse.Namespace) -> int:
 def run_grade(args: argparse.Namespace) -> int:
     """Grade learner notebooks (the report and exit code come from :mod:`mnist_course.grade`)."""
     grade = _tool("grade", "grade")
-    return grade.main(args.paths, json_out=args.json_out, timeout=args.timeout)
+    return grade.main(
+        args.paths, json_out=args.json_out, timeout=args.timeout, csv_out=args.csv_out,
+        feedback_dir=args.feedback_dir, jobs=args.jobs, memory_gb=args.memory_gb, user=args.user,
+    )  # fmt: skip
 
 
 COMMANDS = {

@@ -1,9 +1,10 @@
-"""Grade learner notebooks: ``mnist-course grade NOTEBOOK_OR_FOLDER...`` (issue 9).
+"""Grade learner notebooks: ``mnist-course grade NOTEBOOK_OR_FOLDER...``.
 
-Each notebook runs top to bottom in a fresh kernel, in a temporary copy of its
-folder (so files it writes never land beside the learner's), with errors
-allowed: a cell that raises does not stop the cells after it, so every
-exercise gets a verdict. The notebook file itself is only read.
+Each notebook runs top to bottom in a fresh kernel (:mod:`mnist_course.sandbox`:
+a worker process with a temporary home and working folder, memory and CPU
+limits, and as root another OS account), with errors allowed: a cell that
+raises does not stop the cells after it, so every exercise gets a verdict. The
+notebook file itself is only read.
 
 How exercises are found (the conventions of :mod:`mnist_course.exercises`):
 
@@ -12,23 +13,28 @@ How exercises are found (the conventions of :mod:`mnist_course.exercises`):
   ``EXERCISES`` tuple, so a deleted checker cell shows as an error, not as a
   silently missing column;
 - a checker cell carries the tag ``checker`` and the metadata
-  ``"exercise": "<name>"``; its output starts "Correct (<name>)" or
-  "Not yet (<name>)" (:class:`mnist_course.exercises.Feedback`);
-- a checker cell holds one call, ``chapterNN.check_<name>(answer, ...)``
-  (a toy notebook's may drop the module), on plain names: a checker cell
-  changed to anything else is an error, whatever it printed, so printing
-  "Correct (softmax)" by hand does not pass. (The learner's code runs in the
-  same kernel, so a learner who sets out to patch the package can still fool
-  the grader: it gives feedback, it is not an exam.)
+  ``"exercise": "<name>"``, and holds one call, ``chapterNN.check_<name>(answer,
+  ...)`` (a toy notebook's may drop the module), on plain names: a checker cell
+  changed to anything else is an error;
+- **the verdict is the checker's own result**, never text: the grader runs a
+  cell of its own just before each checker cell (forgetting any earlier
+  verdict) and just after it, which reads the :class:`~mnist_course.exercises.Feedback`
+  the checker recorded in ``exercises.verdicts`` and prints it behind a random
+  token made for this run. What the learner's code prints or displays, even
+  "Correct (name): ...", changes nothing. (The learner's code runs in the same
+  kernel, so a learner who sets out to patch the package can still forge a
+  verdict: the grader gives feedback, it is not an exam.)
 - an answer cell (tag ``answer``) that raised ``NotImplementedError`` (the
   learner copy's stub) makes its exercise "not yet" even when the checker
   cell could not run;
-- the quiz cell (tag ``quiz``) prints "Quiz (chapter N): k of n right"; it is
-  reported as ``k/n`` but does not count for the exit code (a quiz is
-  practice with instant explanations, not an exercise to hand in).
+- the quiz cell (tag ``quiz``) is read the same way (the ``QuizResult`` it
+  returned); it is reported as ``k/n`` but does not count for the exit code.
+- every other cell that raised is listed in the report (the stubs' own
+  ``NotImplementedError`` in answer cells aside).
 
 The exit code is 0 only when every exercise of every notebook is correct
-(1 otherwise, and when no notebook has an exercise; 2 when a path is not a notebook or a folder holding some).
+(1 otherwise, and when no notebook has an exercise; 2 for a bad path or a
+set-up problem).
 """
 
 from __future__ import annotations
@@ -36,26 +42,22 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import math
 import re
-import shutil
-import subprocess
+import secrets
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
-from jupyter_core.utils import run_sync
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from mnist_course import sandbox
 
 CORRECT, NOT_YET, ERROR = "correct", "not yet", "error"
 ANSWER_TAG, CHECKER_TAG, QUIZ_TAG = "answer", "checker", "quiz"
 SKIP_DIRS = {".ipynb_checkpoints", "__pycache__", ".git"}
-_QUIZ = re.compile(r"^Quiz \(([^)]*)\): (\d+) of (\d+) right", re.MULTILINE)
 
 
 @dataclass
@@ -72,10 +74,14 @@ class Graded:
 
     notebook: str
     chapter: str | None
+    learner: str = ""  # the learner's folder name (the gradebook's student_id)
     exercises: dict[str, Result] = field(default_factory=dict)
     quiz: str | None = None  # "k/n", "error", or None when the notebook has no quiz cell
     seconds: float = 0.0
     problem: str | None = None  # why the notebook could not be graded at all
+    failed_cells: list[str] = field(default_factory=list)  # "cell 7: NameError: ..."
+    timed_out: bool = False
+    stopped: str | None = None  # why execution ended early otherwise (the kernel died, ...)
 
     @property
     def all_correct(self) -> bool:
@@ -139,6 +145,15 @@ def find_notebooks(paths: list[Path]) -> list[tuple[Path, str]]:
     return unique
 
 
+def learner_of(path: Path, label: str) -> str:
+    """The learner a notebook belongs to: its folder under the class folder (``ann`` for
+    ``ann/01_x.ipynb``), else the name of the folder it is in."""
+    parts = Path(label).parts
+    if len(parts) > 1 and label != path.as_posix():  # found under a folder that was named
+        return parts[0]
+    return path.absolute().parent.name
+
+
 def _tags(cell: Any) -> set[str]:
     return set(cell.get("metadata", {}).get("tags", []))
 
@@ -167,18 +182,6 @@ def _texts(cell: Any) -> list[str]:
     return texts
 
 
-def _verdict(name: str, cell: Any) -> Result | None:
-    """The checker cell's "Correct (name): ..." / "Not yet (name): ..." line as a Result."""
-    for text in _texts(cell):
-        for line in text.splitlines():
-            for word, status in (("Correct", CORRECT), ("Not yet", NOT_YET)):
-                if line.startswith(f"{word} ({name}):"):
-                    return Result(status, line[len(f"{word} ({name}):") :].strip())
-                if line.startswith(f"{word} ("):
-                    return Result(ERROR, f"the checker cell reports another exercise: {line}")
-    return None
-
-
 def _is_checker_call(source: str, name: str, module: str | None) -> bool:
     """Whether ``source`` is only ``[module.]check_<name>(a, b, ...)`` (comments allowed)."""
     lines = [line.split("#")[0].strip() for line in source.splitlines()]
@@ -189,8 +192,10 @@ def _is_checker_call(source: str, name: str, module: str | None) -> bool:
 
 
 def _grade_exercise(name: str, checker: Any | None, answers: list[Any], ran: set[int],
-                    cells: list[Any], timeout: float, timed_out: bool,
-                    module: str | None = None) -> Result:  # fmt: skip
+                    cells: list[Any], verdict: Result | None, run: sandbox.Executed,
+                    timeout: float, module: str | None = None,
+                    shown: Any | None = None) -> Result:  # fmt: skip
+    """The verdict on ``name``; ``answers`` and ``shown`` (the checker cell) as they ran."""
     if checker is None:
         return Result(ERROR, "no checker cell for this exercise (was it deleted?)")
     if not _is_checker_call(checker.source, name, module):
@@ -202,10 +207,9 @@ def _grade_exercise(name: str, checker: Any | None, answers: list[Any], ran: set
         )
     index = cells.index(checker)
     if index not in ran:
-        if timed_out:
+        if run.timed_out:
             return Result(ERROR, f"timed out after {timeout:g} s")
-        return Result(ERROR, "the checker cell did not run (the kernel died)")
-    verdict = _verdict(name, checker)
+        return Result(ERROR, f"the checker cell did not run ({run.stopped or 'the kernel died'})")
     if verdict is not None:
         return verdict
     for answer in answers:
@@ -214,11 +218,11 @@ def _grade_exercise(name: str, checker: Any | None, answers: list[Any], ran: set
             return Result(NOT_YET, "not written yet (the answer cell raises NotImplementedError)")
         if error is not None:
             return Result(ERROR, f"in the answer cell: {error}")
-    error = _error(checker)
+    error = _error(shown or checker)
     if error is not None:
         return Result(ERROR, error)
-    shown = next((_first_line(t) for t in _texts(checker) if _first_line(t)), "")
-    return Result(ERROR, f"no verdict from the checker cell (it showed {shown!r})")
+    text = next((_first_line(t) for t in _texts(shown or checker) if _first_line(t)), "")
+    return Result(ERROR, f"no verdict from the checker cell (it showed {text!r})")
 
 
 def _answers_for(name: str, cells: list[Any], checker: Any | None) -> list[Any]:
@@ -236,74 +240,117 @@ def _answers_for(name: str, cells: list[Any], checker: Any | None) -> list[Any]:
     return above
 
 
-def _run(nb: Any, workdir: Path, timeout: float) -> tuple[set[int], bool, str | None]:
-    """Execute ``nb`` in place (errors allowed) within ``timeout`` seconds in all.
+# ---------------------------------------------------------------------------------------------
+# The grader's own cells, run in the learner's kernel around each checker cell and the quiz
+# ---------------------------------------------------------------------------------------------
 
-    Returns the indices of the cells that finished, whether time ran out, and
-    why execution stopped early otherwise (a dead kernel), or None.
+
+def report_verdict(token: str, name: str) -> None:
+    """(In the kernel) print the checker's recorded verdict on ``name`` behind ``token``."""
+    from mnist_course import exercises
+
+    verdict = exercises.verdicts.get(name)
+    body = [verdict.ok, verdict.message] if type(verdict) is exercises.Feedback else None
+    sys.stdout.write(f"{token} {json.dumps(body)}\n")
+
+
+def report_quiz(token: str) -> None:
+    """(In the kernel) print every QuizResult the cells returned, by execution count."""
+    from IPython import get_ipython
+
+    from mnist_course import quiz
+
+    shell = get_ipython()
+    outputs = shell.user_ns.get("Out", {}) if shell is not None else {}
+    body = {
+        str(count): [result.right, result.total]
+        for count, result in dict(outputs).items()
+        if type(result) is quiz.QuizResult
+    }
+    sys.stdout.write(f"{token} {json.dumps(body)}\n")
+
+
+def _grader_cell(source: str) -> Any:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["grader"] = True
+    return cell
+
+
+def _instrument(cells: list[Any], checkers: dict[str, Any], quiz_cell: Any | None,
+                token: str) -> tuple[Any, list[tuple[str, int | str]]]:  # fmt: skip
+    """The notebook to run: the learner's cells with the grader's cells around checkers and quiz.
+
+    Returns it and, for each of its cells, ``("cell", i)`` (the learner's cell i),
+    ``("verdict", name)`` or ``("quiz", i)`` (a grader cell that reports).
     """
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    deadline = time.monotonic() + timeout
-    finished: set[int] = set()
-
-    def remaining(cell: Any = None) -> int:
-        return max(1, math.ceil(deadline - time.monotonic()))
-
-    client = NotebookClient(
-        nb,
-        kernel_name="python3",
-        allow_errors=True,
-        timeout=math.ceil(timeout),
-        timeout_func=remaining,
-        startup_timeout=120,
-        shutdown_kernel="immediate",
-        resources={"metadata": {"path": str(workdir)}},
-    )
-    # nbclient has no "cell finished" hook that sees the index: record it on the way out.
-    original = client.async_execute_cell
-
-    async def execute_cell(cell: Any, cell_index: int, *args: Any, **kwargs: Any) -> Any:
-        if time.monotonic() >= deadline:
-            raise CellTimeoutError("the notebook's time is up")
-        result = await original(cell, cell_index, *args, **kwargs)
-        finished.add(cell_index)
-        return result
-
-    client.async_execute_cell = execute_cell  # type: ignore[method-assign]
-    try:
-        # The kernel's own log (a warning per start about its TCP transport) is not for teachers.
-        client.execute(stderr=subprocess.DEVNULL)
-    except CellTimeoutError:
-        return finished, True, None
-    except Exception as err:  # nbclient may mask a dead kernel with an error of its cleanup
-        if isinstance(err, DeadKernelError) or isinstance(err.__context__, DeadKernelError):
-            return finished, False, "the kernel died"
-        return finished, False, _first_line(f"{type(err).__name__}: {err}") or "an error"
-    finally:
-        if client.km is not None and client.km.has_kernel:  # never leave a kernel behind
-            run_sync(client.km.shutdown_kernel)(now=True)
-    return finished, False, None
+    exercise_of = {id(cell): name for name, cell in checkers.items()}
+    grade_module = '__import__("mnist_course.grade").grade'
+    run = nbformat.v4.new_notebook()
+    origin: list[tuple[str, int | str]] = []
+    for index, cell in enumerate(cells):
+        name = exercise_of.get(id(cell))
+        if name is not None:
+            forget = f'__import__("mnist_course.exercises").exercises.verdicts.pop({name!r}, None)'
+            run.cells.append(_grader_cell(forget))
+            origin.append(("forget", name))
+        run.cells.append(nbformat.from_dict(json.loads(json.dumps(cell))))
+        origin.append(("cell", index))
+        if name is not None:
+            run.cells.append(_grader_cell(f"{grade_module}.report_verdict({token!r}, {name!r})"))
+            origin.append(("verdict", name))
+        if cell is quiz_cell:
+            run.cells.append(_grader_cell(f"{grade_module}.report_quiz({token!r})"))
+            origin.append(("quiz", index))
+    return run, origin
 
 
-def _copy_folder(source: Path, target: Path) -> None:
-    """Copy the notebook's folder (not its notebooks or checkpoints) to be the kernel's cwd."""
-    shutil.copytree(
-        source,
-        target,
-        ignore=shutil.ignore_patterns(*SKIP_DIRS, "*.ipynb"),
-        symlinks=True,
-    )
+def _reported(cell: Any, token: str) -> Any:
+    """The JSON a grader cell printed behind ``token`` (None when it printed none)."""
+    found = None
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream" and output.get("name") == "stdout":
+            for line in output.get("text", "").splitlines():
+                if line.startswith(f"{token} "):
+                    try:
+                        found = json.loads(line[len(token) + 1 :])
+                    except ValueError:
+                        found = None
+    return found
 
 
-def grade_notebook(path: Path, label: str | None = None, timeout: float = 300) -> Graded:
-    """Run one notebook (a copy, in a temporary folder) and grade each of its exercises."""
+def _failed_cells(cells: list[Any], ran_cells: list[Any]) -> list[str]:
+    """For each learner cell that raised, ``cell 7 (`x = 1 / 0`): ZeroDivisionError: ...``
+    (the stubs' own NotImplementedError in answer cells aside)."""
+    failed = []
+    for index, cell in enumerate(ran_cells):
+        if cell is None:
+            continue
+        error = _error(cell)
+        if error is None:
+            continue
+        if ANSWER_TAG in _tags(cells[index]) and error.startswith("NotImplementedError"):
+            continue
+        code = _first_line(cells[index].source)
+        code = code if len(code) <= 40 else code[:37] + "..."
+        failed.append(f"cell {index + 1} (`{code}`): {error}")
+    return failed
+
+
+def grade_notebook(path: Path, label: str | None = None, timeout: float = 300,
+                   limits: sandbox.Limits | None = None) -> Graded:  # fmt: skip
+    """Run one notebook (a copy, in a temporary folder) and grade each of its exercises.
+
+    ``limits`` (memory, account) default to :class:`mnist_course.sandbox.Limits`
+    with ``timeout``. Raises :class:`mnist_course.sandbox.SandboxError` for a
+    set-up problem (e.g. as root with no account named).
+    """
     label = label or path.as_posix()
+    limits = limits or sandbox.Limits(timeout=timeout)
+    timeout = limits.timeout
     chapter = chapter_of(path)
     names = list(expected_exercises(chapter))
     module = _chapter_module(chapter)
-    graded = Graded(label, chapter)
+    graded = Graded(label, chapter, learner_of(path, label))
     try:
         nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
     except Exception as err:  # not JSON, not a notebook: still a row in the table
@@ -324,123 +371,102 @@ def grade_notebook(path: Path, label: str | None = None, timeout: float = 300) -
     quiz_cell = next((c for c in cells if c.cell_type == "code" and QUIZ_TAG in _tags(c)), None)
     if not names and quiz_cell is None:
         return graded  # nothing to grade (chapter 0): no need to run it
+    token = secrets.token_hex(16)
+    instrumented, origin = _instrument(cells, checkers, quiz_cell, token)
+    instrumented.metadata = nb.metadata
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="mnist-course-grade-") as tmp:
-        workdir = Path(tmp) / "work"
-        _copy_folder(path.parent, workdir)
-        ran, timed_out, stopped = _run(nb, workdir, timeout)
+    run = sandbox.run_notebook(instrumented, path.parent, limits)
     graded.seconds = round(time.monotonic() - start, 1)
+    graded.timed_out, graded.stopped = run.timed_out, run.stopped
+    executed = nbformat.from_dict(run.notebook).cells
+    ran: set[int] = set()
+    ran_cells: list[Any] = [None] * len(cells)
+    verdicts: dict[str, Result] = {}
+    quiz_scores: dict[str, list[int]] = {}
+    for position, (kind, key) in enumerate(origin):
+        cell = executed[position] if position < len(executed) else {}
+        if kind == "cell":
+            ran_cells[int(key)] = cell
+            if position in run.finished:
+                ran.add(int(key))
+        elif kind == "verdict" and position in run.finished:
+            body = _reported(cell, token)
+            if isinstance(body, list) and len(body) == 2:
+                verdicts[str(key)] = Result(CORRECT if body[0] else NOT_YET, str(body[1]))
+        elif kind == "quiz" and position in run.finished:
+            body = _reported(cell, token)
+            quiz_scores = body if isinstance(body, dict) else {}
     for name in names:
         checker = checkers.get(name)
-        answers = _answers_for(name, cells, checker)
-        result = _grade_exercise(name, checker, answers, ran, cells, timeout, timed_out, module)
-        if stopped and result.message.startswith("the checker cell did not run"):
-            result = Result(ERROR, f"the checker cell did not run ({stopped})")
-        graded.exercises[name] = result
+        answers = [ran_cells[cells.index(a)] or a for a in _answers_for(name, cells, checker)]
+        shown = ran_cells[cells.index(checker)] if checker is not None else None
+        graded.exercises[name] = _grade_exercise(
+            name, checker, answers, ran, cells, verdicts.get(name), run, timeout, module, shown
+        )
     if quiz_cell is not None:
-        graded.quiz = _quiz(quiz_cell, cells.index(quiz_cell) in ran)
+        index = cells.index(quiz_cell)
+        count = (ran_cells[index] or {}).get("execution_count")
+        score = quiz_scores.get(str(count)) if index in ran else None
+        graded.quiz = f"{score[0]}/{score[1]}" if score else (ERROR if index in ran else "not run")
+    graded.failed_cells = _failed_cells(cells, ran_cells)
     return graded
 
 
-def _quiz(cell: Any, ran: bool) -> str:
-    for text in _texts(cell):
-        match = _QUIZ.search(text)
-        if match:
-            return f"{match[2]}/{match[3]}"
-    return ERROR if ran or _error(cell) else "not run"
+def grade_all(notebooks: list[tuple[Path, str]], limits: sandbox.Limits,
+              jobs: int = 1) -> list[Graded]:  # fmt: skip
+    """Grade each (path, label), ``jobs`` at a time; results in the order given."""
+
+    def one(item: tuple[Path, str]) -> Graded:
+        path, label = item
+        print(f"grading {label} ...", file=sys.stderr, flush=True)
+        return grade_notebook(path, label, limits=limits)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, notebooks))
 
 
-# ---------------------------------------------------------------------------------------------
-# Reporting
-# ---------------------------------------------------------------------------------------------
+def main(paths: list[Path], json_out: Path | None = None, timeout: float = 300,
+         csv_out: Path | None = None, feedback_dir: Path | None = None, jobs: int = 1,
+         memory_gb: float = 4.0, user: str | None = None,
+         trusted: bool = False) -> int:  # fmt: skip
+    """Grade the notebooks at ``paths`` (files or folders); print the report; 0 iff all correct.
 
+    ``trusted`` (tests of the course's own notebooks) lets root grade as itself."""
+    from mnist_course import gradebook
 
-def _aligned(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
+    def fail(message: str) -> int:
+        print(f"mnist-course grade: error: {message}", file=sys.stderr)
+        return 2
 
-
-def format_table(results: list[Graded]) -> str:
-    """One table per chapter: a row per notebook, a column per exercise (+ quiz); errors below."""
-    blocks = []
-    notes: list[str] = []
-    groups: dict[str, list[Graded]] = {}
-    for graded in results:
-        key = f"chapter {graded.chapter}" if graded.chapter else "other notebooks"
-        groups.setdefault(key, []).append(graded)
-    for title, group in groups.items():
-        columns: list[str] = []
-        for graded in group:
-            columns += [n for n in graded.exercises if n not in columns]
-        has_quiz = any(g.quiz is not None for g in group)
-        header = ["notebook", *columns] + (["quiz"] if has_quiz else [])
-        rows = []
-        for graded in group:
-            row = [graded.notebook]
-            for name in columns:
-                result = graded.exercises.get(name)
-                if result is None:
-                    row.append("-")
-                elif result.status == ERROR:
-                    notes.append(f"[{len(notes) + 1}] {graded.notebook}, {name}: {result.message}")
-                    row.append(f"error [{len(notes)}]")
-                else:
-                    row.append(result.status)
-            if has_quiz:
-                row.append(graded.quiz or "-")
-            if not columns:
-                row.append(f"error: {graded.problem}" if graded.problem else "(no exercises)")
-            rows.append(row)
-        if not columns:
-            header.append("")
-        blocks.append("\n".join([title, *_aligned([header, *rows])]))
-    total = sum(len(g.exercises) for g in results)
-    right = sum(r.status == CORRECT for g in results for r in g.exercises.values())
-    summary = f"{right} of {total} exercises correct in {len(results)} notebooks"
-    return "\n\n".join([*blocks, *(["\n".join(notes)] if notes else []), summary])
-
-
-def to_json(results: list[Graded], timeout: float) -> dict[str, Any]:
-    """The grades as a JSON-ready dict (the same content as :func:`format_table`)."""
-    return {
-        "timeout_s": timeout,
-        "all_correct": all(g.all_correct for g in results),
-        "notebooks": [
-            {
-                "notebook": g.notebook,
-                "chapter": g.chapter,
-                "exercises": {n: asdict(r) for n, r in g.exercises.items()},
-                "quiz": g.quiz,
-                "seconds": g.seconds,
-                "problem": g.problem,
-            }
-            for g in results
-        ],
-    }
-
-
-def main(paths: list[Path], json_out: Path | None = None, timeout: float = 300) -> int:
-    """Grade the notebooks at ``paths`` (files or folders); print the table; 0 iff all correct."""
     try:
         notebooks = find_notebooks([Path(p) for p in paths])
     except ValueError as err:
-        print(f"mnist-course grade: error: {err}", file=sys.stderr)
-        return 2
+        return fail(str(err))
     if not timeout > 0:
-        print(
-            f"mnist-course grade: error: timeout must be positive, got {timeout}", file=sys.stderr
-        )
-        return 2
-    results = []
-    for path, label in notebooks:
-        print(f"grading {label} ...", file=sys.stderr, flush=True)
-        results.append(grade_notebook(path, label, timeout))
-    print(format_table(results))
+        return fail(f"timeout must be positive, got {timeout}")
+    if not memory_gb > 0:
+        return fail(f"memory must be positive, got {memory_gb} GB")
+    if jobs < 1:
+        return fail(f"jobs must be 1 or more, got {jobs}")
+    for path, what in ((json_out, "--json"), (csv_out, "--csv")):
+        if path is not None and Path(path).is_dir():
+            return fail(f"{what} {path} is a folder; name a file, e.g. {Path(path) / 'grades'}")
+    if feedback_dir is not None and Path(feedback_dir).exists() and not Path(feedback_dir).is_dir():
+        return fail(f"--feedback {feedback_dir} is a file; name a folder (one file per learner)")
+    limits = sandbox.Limits(timeout=timeout, memory_gb=memory_gb, user=user, trusted=trusted)
+    try:
+        sandbox.check_account(sandbox.account(user, trusted))
+    except sandbox.SandboxError as err:
+        return fail(str(err))
+    results = grade_all(notebooks, limits, jobs)
+    print(gradebook.report(results))
     if not any(g.exercises or g.problem for g in results):
         print("mnist-course grade: no exercises found in these notebooks", file=sys.stderr)
     if json_out is not None:
-        json_out.write_text(json.dumps(to_json(results, timeout), indent=2) + "\n", "utf-8")
+        gradebook.write_json(Path(json_out), results, limits)
+    if csv_out is not None:
+        gradebook.write_csv(Path(csv_out), results)
+    if feedback_dir is not None:
+        gradebook.write_feedback(Path(feedback_dir), results)
     graded = [g for g in results if g.exercises or g.problem]
     return 0 if graded and all(g.all_correct for g in graded) else 1

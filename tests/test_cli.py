@@ -118,13 +118,21 @@ def test_help_and_bad_arguments_import_no_heavy_package(args, expected):
 def test_grade_command_passes_its_arguments(monkeypatch, tmp_path):
     calls = []
     fake = types.ModuleType("mnist_course.grade")
-    fake.main = lambda paths, json_out=None, timeout=300: (
-        calls.append((paths, json_out, timeout)) or 3
-    )
+    fake.main = lambda paths, **options: calls.append((paths, options)) or 3
     monkeypatch.setitem(sys.modules, "mnist_course.grade", fake)
-    assert cli.main(["grade", "a.ipynb", "b", "--json", "g.json", "--timeout", "20"]) == 3
-    assert calls == [([Path("a.ipynb"), Path("b")], Path("g.json"), 20.0)]
-    assert cli.main(["grade", "c"]) == 3 and calls[-1] == ([Path("c")], None, 300.0)
+    given = ["--json", "g.json", "--timeout", "20", "--csv", "g.csv", "--feedback", "fb",
+             "--jobs", "2", "--memory", "1.5", "--user", "nobody"]  # fmt: skip
+    assert cli.main(["grade", "a.ipynb", "b", *given]) == 3
+    assert calls == [
+        (
+            [Path("a.ipynb"), Path("b")],
+            dict(json_out=Path("g.json"), timeout=20.0, csv_out=Path("g.csv"),
+                 feedback_dir=Path("fb"), jobs=2, memory_gb=1.5, user="nobody"),
+        )
+    ]  # fmt: skip
+    defaults = dict(json_out=None, timeout=300.0, csv_out=None, feedback_dir=None, jobs=1,
+                    memory_gb=4.0, user=None)  # fmt: skip
+    assert cli.main(["grade", "c"]) == 3 and calls[-1] == ([Path("c")], defaults)
 
 
 @pytest.mark.parametrize("command", ["student", "slides", "grade"])
