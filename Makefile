@@ -4,6 +4,7 @@
 #   make hub     JupyterHub for a class on this machine (README "Teaching a class"): builds
 #                $(HUB_DIR) once (a venv with the "hub" extra, the proxy from npm), then runs it
 #   make hub-install   only build $(HUB_DIR) (tests/test_hub.py uses it)
+#   make hub-update    hand the chapters out now to each student of HUB_USERS (as at each login)
 # All install the exact versions the course was tested with (constraints.txt).
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,7 +24,7 @@ LAB_DIR ?= notebooks
 UPGRADE_PIP ?= 1
 
 .PHONY: install install-dev check-python lab test format notebooks student slides lock clean \
-	hub hub-install
+	hub hub-install hub-update
 
 install: $(LAB_STAMP)
 install-dev: $(DEV_STAMP)
@@ -148,6 +149,21 @@ hub: $(HUB_STAMP)
 	HUB_DIR="$(abspath $(HUB_DIR))" HUB_IP="$(HUB_IP)" HUB_PORT="$(HUB_PORT)" HUB_AUTH="$(HUB_AUTH)" \
 	    HUB_USERS="$(HUB_USERS)" HUB_ADMIN="$(HUB_ADMIN)" HUB_CHAPTERS="$(abspath $(HUB_CHAPTERS))" \
 	    $(HUB_VENV)/bin/jupyterhub -f deploy/jupyterhub/jupyterhub_config.py $(HUB_ARGS)
+
+# Hand the chapters out now, as each start of a student's server does (mnist_course.handout's
+# rules), to each student of HUB_USERS: as root, writing as the student's own OS user (PAM).
+hub-update: $(HUB_STAMP)
+	@test "$$(id -u)" = 0 || { echo "make: hub-update writes as each student: run it as root" >&2; exit 1; }
+	@for user in $(HUB_USERS); do \
+	    home=$$(getent passwd "$$user" | cut -d: -f6); \
+	    test -n "$$home" || { echo "make: $$user is not an OS user (the hub creates it)" >&2; exit 1; }; \
+	    echo "$$user:"; \
+	    $(HUB_VENV)/bin/python -I -m mnist_course.handout --pack "$(abspath $(HUB_CHAPTERS))" \
+	    | ( umask 077; cd "$$home" && env -i PATH=/usr/bin:/bin HOME="$$home" \
+	        setpriv --reuid="$$(id -u "$$user")" --regid="$$(id -g "$$user")" --clear-groups \
+	        "$(abspath $(HUB_VENV))/bin/python" -I -m mnist_course.handout "$$home/mnist-course" --archive - ) \
+	    || exit 1; \
+	done
 
 # Re-pin constraints.txt: resolve the dev and hub sets in a fresh venv (keeping the current pins; delete
 # or edit a line to move that package), and write what was installed. Then run `make test`.

@@ -6,11 +6,12 @@ them; the test deletes them), and checks what a teacher relies on: each student 
 the chapters and runs them in the course's kernel, cannot read another student's files or
 server, cannot change the originals or the shared MNIST folder, a student's work survives a
 restart, a chapter the teacher changes reaches both students at their next start (kept beside
-the edited copy of the student who changed it), a PAM password logs in, nothing listens beyond
-127.0.0.1, and stopping the hub stops everything it started. A second hub checks the
-shared-password demo: refused as root, it runs as an OS user the test creates, and every kernel
-runs as that user (README's warning). Timings here: the first `make hub-install` about 2
-minutes, then a hub up in 2-5 s and a student's server ready in 4-9 s.
+the edited copy of the student who changed it) or at once with `make hub-update`, a PAM
+password logs in, nothing listens beyond 127.0.0.1, and stopping the hub stops everything it
+started. A second hub checks the shared-password demo: refused as root, it runs as an OS user
+the test creates, and every kernel runs as that user (README's warning). Timings here: the
+first `make hub-install` about 2 minutes, then a hub up in 2-5 s and a student's server ready
+in 4-9 s.
 
 It needs root (the hub creates OS users and runs each student's server as that user) and npm
 (the hub's proxy). Elsewhere it skips, and in CI it fails instead (conftest.py).
@@ -511,6 +512,36 @@ def test_a_changed_chapter_reaches_each_student_at_their_next_start(hub, chapter
     account = pwd.getpwnam(a)
     assert (Path(account.pw_dir) / COPY / NEW_VERSION).stat().st_uid == account.pw_uid
     assert f"Chapters for {a}: kept your changes: {CHAPTER}" in hub.log.read_text()
+
+
+def test_make_hub_update_hands_a_change_out_at_once(hub, hub_dir, chapters):
+    """`make hub-update` (as root): the same rules, as each student, while their servers run."""
+    a, b = USERS
+    glossary = chapters / "glossary.md"
+    glossary.write_text(glossary.read_text() + "\nA new entry.\n")
+    command = ["make", "-s", "hub-update", f"HUB_DIR={hub_dir}", f"HUB_CHAPTERS={chapters}"]
+    done = subprocess.run([*command, f"HUB_USERS={a} {b}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{a}:",
+        "updated: glossary.md",
+        f"{b}:",
+        "updated: glossary.md",
+    ]
+    for name in USERS:
+        account = pwd.getpwnam(name)
+        copy = Path(account.pw_dir) / COPY / "glossary.md"
+        assert copy.read_bytes() == glossary.read_bytes()
+        assert (copy.stat().st_uid, copy.stat().st_mode & 0o777) == (account.pw_uid, 0o600)
+        status, user = hub.call("GET", f"/hub/api/users/{name}")
+        assert status == 200 and user["servers"][""]["ready"]  # still running
+    assert cells(hub, a, CHAPTER)[-1] == "my notes"
+
+    done = subprocess.run([*command, "HUB_USERS=mc-test-nobody"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode != 0
+    assert "make: mc-test-nobody is not an OS user" in done.stderr
 
 
 @pytest.fixture(scope="module")
