@@ -53,7 +53,48 @@ def sgd_step_and_clear(params, lr):
             p.grad = None
 
 
-@pytest.mark.parametrize("fn", [sgd_step, sgd_step_data, sgd_step_and_clear])
+def sgd_step_add(params, lr):
+    """add_ with alpha, in a while loop over indices."""
+    i = 0
+    with torch.no_grad():
+        while i < len(params):
+            params[i].add_(params[i].grad, alpha=-lr)
+            i += 1
+    return params
+
+
+def sgd_step_copy_float64(params, lr):
+    """Computed in float64, copied back into the float32 tensors."""
+    for p in params:
+        with torch.no_grad():
+            p.copy_(p.double() - lr * p.grad.double())
+
+
+def sgd_step_numpy_view(params, lr):
+    """Through a NumPy view of each tensor's memory."""
+    for p in params:
+        arr = p.detach().numpy()
+        arr -= lr * p.grad.numpy()
+
+
+def sgd_step_returns_inside_the_loop(params, lr):
+    with torch.no_grad():
+        for p in params:
+            p -= lr * p.grad
+            return params
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        sgd_step,
+        sgd_step_data,
+        sgd_step_and_clear,
+        sgd_step_add,
+        sgd_step_copy_float64,
+        sgd_step_numpy_view,
+    ],
+)
 def test_sgd_step_right_answers_pass(fn):
     feedback = chapter04.check_sgd_step(fn)
     assert feedback.ok, feedback
@@ -102,6 +143,7 @@ def half_lr(params, lr):
         (rebind, ["did not change", "rebinds"]),
         (no_no_grad, ["refused", "in place"]),
         (weight_only, ["bias did not change"]),
+        (sgd_step_returns_inside_the_loop, ["bias did not change", "`return` inside"]),
         (half_lr, ["not old weight - lr * gradient"]),
     ],
 )
@@ -149,8 +191,51 @@ def caught_optimizer(params, lr):
         sgd_step(params, lr)
 
 
+def with_asgd_averaging_off(params, lr):
+    torch.optim.ASGD(params, lr=lr, lambd=0.0, alpha=0.0, t0=1e12).step()
+
+
+def with_internal_step(params, lr):
+    from torch.optim.sgd import _single_tensor_sgd
+
+    grads = [p.grad for p in params]
+    with torch.no_grad():
+        _single_tensor_sgd(
+            params,
+            grads,
+            [None] * len(params),
+            grad_scale=None,
+            found_inf=None,
+            weight_decay=0.0,
+            momentum=0.0,
+            lr=lr,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+            has_sparse_grad=False,
+        )
+
+
+class Stepper:
+    def __init__(self, make):
+        self.make = make
+
+    def __call__(self, params, lr):
+        self.make(params, lr=lr).step()
+
+
 @pytest.mark.parametrize(
-    "fn", [with_optimizer, with_optimizer_module_path, with_functional_sgd, caught_optimizer]
+    "fn",
+    [
+        with_optimizer,
+        with_optimizer_module_path,
+        with_functional_sgd,
+        caught_optimizer,
+        with_asgd_averaging_off,
+        with_internal_step,
+        Stepper(torch.optim.SGD),
+        lambda params, lr, _o=torch.optim.Adagrad: _o(params, lr=lr).step(),
+    ],
 )
 def test_sgd_step_library_is_refused(fn):
     not_yet(chapter04.check_sgd_step(fn), "write it yourself, without", "torch.optim")
@@ -207,6 +292,7 @@ def test_sgd_step_hint_grows():
     second = chapter04.check_sgd_step(uphill)
     assert "Hint:" not in first.message and "hint=2" in first.message
     assert "Hint:" in second.message and "subtract" in second.message
+    assert "p -= lr * p.grad" not in second.message  # not the solution
 
 
 # ----------------------------------------------------------------------------- no_zero_grad
@@ -280,10 +366,43 @@ def momentum_step_torch_tensors(p, v, g, lr, m):
     return torch.as_tensor(p) - lr * v, v
 
 
-@pytest.mark.parametrize("fn", [momentum_step, momentum_step_torch_tensors])
+def momentum_step_float32(p, v, g, lr, m):
+    """In float32, PyTorch's default dtype (issue 16: failed at a 1e-9 tolerance)."""
+    p, v, g = (torch.tensor(x, dtype=torch.float32) for x in (p, v, g))
+    v = m * v + g
+    return p - lr * v, v
+
+
+def momentum_step_loop(p, v, g, lr, m):
+    new_p, new_v = [], []
+    for pi, vi, gi in zip(p, v, g, strict=True):
+        vi = m * vi + gi
+        new_v.append(vi)
+        new_p.append(pi - lr * vi)
+    return new_p, new_v
+
+
+def momentum_step_in_place(p, v, g, lr, m):
+    v *= m
+    v += g
+    p -= lr * v
+    return [p, v]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        momentum_step,
+        momentum_step_torch_tensors,
+        momentum_step_float32,
+        momentum_step_loop,
+        momentum_step_in_place,
+    ],
+)
 def test_momentum_right_answers_pass(fn):
-    feedback = chapter04.check_momentum_step(fn)
-    assert feedback.ok, feedback
+    for _ in range(3):  # the first check's settings, then fresh ones
+        feedback = chapter04.check_momentum_step(fn)
+        assert feedback.ok, feedback
 
 
 def sutskever(p, v, g, lr, m):
@@ -343,12 +462,32 @@ def momentum_with_optimizer(p, v, g, lr, m):
     return t.detach().numpy(), v
 
 
+def momentum_with_asgd(p, v, g, lr, m):
+    t = torch.tensor(p, requires_grad=True)
+    t.grad = torch.tensor(g)
+    torch.optim.ASGD([t], lr=lr, lambd=0.0, alpha=0.0).step()
+    return t.detach().numpy(), v
+
+
 def test_momentum_library_is_refused():
     not_yet(
         chapter04.check_momentum_step(momentum_with_optimizer),
         "write it yourself, without",
         "torch.optim.SGD",
     )
+    not_yet(chapter04.check_momentum_step(momentum_with_asgd), "write it yourself, without")
+
+
+def test_momentum_settings_are_fresh_for_each_check():
+    seen = []
+
+    def remember(p, v, g, lr, m):
+        seen.append((lr, m))
+        return momentum_step(p, v, g, lr, m)
+
+    chapter04.check_momentum_step(remember)
+    chapter04.check_momentum_step(remember)
+    assert seen[0] != seen[-1]
 
 
 @pytest.mark.parametrize(
@@ -375,7 +514,8 @@ def test_momentum_hint_grows():
     first = chapter04.check_momentum_step(sutskever)
     second = chapter04.check_momentum_step(sutskever)
     assert "Hint:" not in first.message
-    assert "Hint:" in second.message and "v = m * v + g" in second.message
+    assert "Hint:" in second.message and "lr out of the velocity" in second.message
+    assert "v = m * v + g" not in second.message  # a hint, not the solution
 
 
 # ----------------------------------------------------------------------------- quiz
