@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from mnist_course import quiz
-from mnist_course.exercises import NotYet, as_float, call, checker
+from mnist_course.exercises import NotYet, as_float, call, checker, draw
 
 EXERCISES: tuple[str, ...] = ("train_one_epoch", "accuracy")
 
@@ -64,14 +64,17 @@ class ModeRecorder(nn.Module):
         self.out = nn.Linear(16, classes)
         self.modes_seen: list[bool] = []  # self.training at each forward
         self.mode_calls: list[bool] = []  # the argument of each train(mode) call
+        self.events: list[str] = []  # "train", "eval", "forward" in the order they happened
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.modes_seen.append(self.training)
+        self.events.append("forward")
         return self.out(torch.relu(self.hidden(x)))
 
     def train(self, mode: bool = True) -> ModeRecorder:
         if hasattr(self, "mode_calls"):
             self.mode_calls.append(bool(mode))
+            self.events.append("train" if mode else "eval")
         return super().train(mode)
 
 
@@ -107,7 +110,7 @@ def _mean_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]
         return float(torch.stack([F.cross_entropy(model(x), y) for x, y in batches]).mean())
 
 
-def reference_epoch(
+def _reference_epoch(
     model: nn.Module,
     batches: list[tuple[torch.Tensor, torch.Tensor]],
     optimizer: torch.optim.Optimizer,
@@ -129,38 +132,59 @@ def reference_epoch(
 LR = 0.2
 
 
-def _setup(eval_first: bool = False) -> tuple[ModeRecorder, list, CountingSGD]:
-    model = ModeRecorder()
+def _setup(eval_first: bool = False, seed: int = 0) -> tuple[ModeRecorder, list, CountingSGD]:
+    """A fresh model, its batches and optimiser (``seed`` 0: the notebook's first check)."""
+    model = ModeRecorder(seed=seed)
     if eval_first:
         model.eval()
     model.mode_calls.clear()
-    return model, toy_batches(), CountingSGD(model.parameters(), LR)
+    model.events.clear()
+    return model, toy_batches(seed=1 + seed), CountingSGD(model.parameters(), LR)
+
+
+def _eval_inside_the_loop(events: list[str]) -> bool:
+    """A forward ran in eval mode that the learner's own eval() call set (eval() after the
+    last forward, to leave the model ready for measuring, is fine)."""
+    evaluating = False
+    for event in events:
+        if event in ("train", "eval"):
+            evaluating = event == "eval"
+        elif evaluating:
+            return True
+    return False
 
 
 def _params(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
-@checker("train_one_epoch")
+@checker(
+    "train_one_epoch",
+    expects="a function train_one_epoch(model, loader, optimizer) that returns the mean "
+    "training loss, one number",
+)
 def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
     """``train_one_epoch(model, loader, optimizer)`` -> the mean training loss of the epoch."""
-    model, batches, optimizer = _setup(eval_first=True)  # as an evaluation would leave it
+    seed = draw("train_one_epoch")
+    model, batches, optimizer = _setup(eval_first=True, seed=seed)  # as an evaluation left it
     before, start = _params(model), _mean_loss(model, batches)
     model.modes_seen.clear()
+    model.events.clear()
     result = call(train_one_epoch, model, batches, optimizer, forbidden=TRAINING_LOOPS)
     after = _params(model)
-    ref_model, _, ref_optimizer = _setup()
-    batch_losses = reference_epoch(ref_model, batches, ref_optimizer)
+    ref_model, _, ref_optimizer = _setup(seed=seed)
+    batch_losses = _reference_epoch(ref_model, batches, ref_optimizer)
     expected_loss = sum(batch_losses) / len(batch_losses)
-    no_zero_model, _, no_zero_optimizer = _setup()
-    reference_epoch(no_zero_model, batches, no_zero_optimizer, zero_grad=False)
+    no_zero_model, _, no_zero_optimizer = _setup(seed=seed)
+    _reference_epoch(no_zero_model, batches, no_zero_optimizer, zero_grad=False)
     order = "for each batch: outputs = model(inputs), loss = criterion(outputs, targets), "
     order += "optimizer.zero_grad(), loss.backward(), optimizer.step()."
-    if False in model.mode_calls:
+    if _eval_inside_the_loop(model.events):
         raise NotYet(
             "you called model.eval() in the training loop: eval mode is for measuring "
             "(dropout off, batch norm frozen), not for learning.",
-            "call model.train() once at the start of the epoch, and eval() only in test().",
+            "switch to train mode once at the start of the epoch; eval mode belongs to the "
+            "measurement.",
         )
     if not model.modes_seen:
         raise NotYet("your function never called the model.", order)
@@ -168,7 +192,7 @@ def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
         raise NotYet(
             "the model ran in eval mode: an evaluation before left it there. Switch it back "
             "with model.train() at the start of the epoch.",
-            "the first line of the function: model.train().",
+            "switch the model to train mode before the first batch.",
         )
     if optimizer.steps == 0:
         raise NotYet(
@@ -214,7 +238,7 @@ def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
     value = as_float(result, "your function")
     if not np.isfinite(value):
         raise NotYet(f"your function returned {value}; return the mean training loss.")
-    if abs(value - expected_loss) > 1e-5:
+    if abs(value - expected_loss) > 1e-5 * max(1.0, expected_loss):
         wrong = {
             "the sum of the batches' losses; divide it by the number of batches": sum(batch_losses),
             "the last batch's loss; return the mean over all the batches": batch_losses[-1],
@@ -223,11 +247,12 @@ def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
             if abs(value - number) < 1e-4:
                 raise NotYet(
                     f"the training is right, but you returned {what}.",
-                    "running_loss += loss.item() in the loop; return running_loss / len(loader).",
+                    "add up each batch's loss (as a number, .item()) and divide by the number "
+                    "of batches.",
                 )
         raise NotYet(
-            f"the training is right, but you returned {value:.4g}, not the mean of the "
-            f"batches' losses ({expected_loss:.4g}).",
+            f"the training is right, but the number you returned is too "
+            f"{'high' if value > expected_loss else 'low'} for the mean of the batches' losses.",
             "add loss.item() of each batch to a running sum; return the sum divided by the "
             "number of batches.",
         )
@@ -243,7 +268,8 @@ def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 BATCH = 32
-# Correct predictions per batch in eval mode (batches of 32, 32 and 10 images) and in train mode.
+# The first check's correct predictions per batch in eval mode (batches of 32, 32 and 10
+# images) and in train mode; later checks draw their own (see accuracy_case).
 EVAL_CORRECT = (24, 20, 6)
 TRAIN_CORRECT = (13, 11, 6)
 
@@ -256,11 +282,16 @@ class KnownAnswers(nn.Module):
     were on at each forward.
     """
 
-    def __init__(self, labels: torch.Tensor) -> None:
+    def __init__(
+        self,
+        labels: torch.Tensor,
+        eval_correct: tuple[int, ...] = EVAL_CORRECT,
+        train_correct: tuple[int, ...] = TRAIN_CORRECT,
+    ) -> None:
         super().__init__()
         self.scale = nn.Parameter(torch.ones(()))  # so outputs need grad unless no_grad
-        self.eval_logits = self._logits(labels, EVAL_CORRECT, offset=0)
-        self.train_logits = self._logits(labels, TRAIN_CORRECT, offset=3)
+        self.eval_logits = self._logits(labels, eval_correct, offset=0)
+        self.train_logits = self._logits(labels, train_correct, offset=3)
         self.modes_seen: list[bool] = []
         self.grad_seen: list[bool] = []
 
@@ -284,21 +315,32 @@ class KnownAnswers(nn.Module):
         return table[index] * self.scale
 
 
-def accuracy_case() -> tuple[KnownAnswers, DataLoader, float]:
-    """The fake model (in train mode, as after training), its loader, and its true accuracy."""
-    n = 74  # batches of 32, 32 and 10 images
-    labels = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(3))
+def accuracy_case(seed: int = 0) -> tuple[KnownAnswers, DataLoader, tuple[int, ...]]:
+    """The fake model (in train mode, as after training), its loader, and the correct
+    predictions per batch in eval mode. Seed 0 is the notebook's first check (74 images,
+    50 right); other seeds draw another size for the last batch and other counts."""
+    g = torch.Generator().manual_seed(3 + seed)
+    eval_correct, train_correct, last = EVAL_CORRECT, TRAIN_CORRECT, 10
+    if seed:
+        last = int(torch.randint(5, 20, (1,), generator=g))
+        eval_correct = tuple(
+            int(torch.randint(size // 2, size - 1, (1,), generator=g)) for size in (32, 32, last)
+        )
+        train_correct = tuple(max(0, k - 3 - i) for i, k in enumerate(eval_correct))
+    n = 2 * BATCH + last  # two full batches and a smaller last one
+    labels = torch.randint(0, 10, (n,), generator=g)
     inputs = torch.stack([torch.arange(n, dtype=torch.float32), torch.zeros(n)], 1)
     loader = DataLoader(TensorDataset(inputs, labels), batch_size=BATCH)
-    model = KnownAnswers(labels).train()
-    return model, loader, sum(EVAL_CORRECT) / n
+    model = KnownAnswers(labels, eval_correct, train_correct).train()
+    return model, loader, eval_correct
 
 
-@checker("accuracy")
+@checker("accuracy", expects="a function accuracy(model, loader) that returns one number in [0, 1]")
 def check_accuracy(accuracy: Callable[..., Any]) -> str:
     """``accuracy(model, loader)`` -> correct predictions / images, a number in [0, 1]."""
-    model, loader, expected = accuracy_case()
+    model, loader, correct = accuracy_case(draw("accuracy"))
     n = len(loader.dataset)
+    expected = sum(correct) / n
     result = call(accuracy, model, loader, forbidden=ACCURACY_FORBIDDEN)
     if isinstance(result, (tuple, list)):
         raise NotYet(
@@ -307,9 +349,20 @@ def check_accuracy(accuracy: Callable[..., Any]) -> str:
         )
     value = as_float(result, "your function")
     sizes = [len(y) for _, y in loader]
-    steps = "model.eval(); then under torch.no_grad(): for each batch, predicted = "
-    steps += "outputs.argmax(dim=1), correct += (predicted == targets).sum().item(); "
-    steps += "total += len(targets); return correct / total."
+    steps = "switch to eval mode and turn gradients off; for each batch, the predicted class "
+    steps += "is the largest output; count the correct ones and the images, then divide once."
+    if not model.modes_seen:
+        raise NotYet(
+            "your function never called the model: the accuracy is measured by running the "
+            "model on every batch of the loader.",
+            steps,
+        )
+    if len(model.modes_seen) < len(loader):
+        raise NotYet(
+            f"your function ran the model on {len(model.modes_seen)} of the loader's "
+            f"{len(loader)} batches: measure on all of them.",
+            steps,
+        )
     if any(model.modes_seen):
         raise NotYet(
             "the model ran in train mode: call model.eval() before measuring (dropout and "
@@ -321,23 +374,21 @@ def check_accuracy(accuracy: Callable[..., Any]) -> str:
     if abs(value - expected) > 1e-6:
         wrong = {
             "a percentage; return a fraction in [0, 1]": 100 * expected,
-            "the number of correct predictions; divide it by the number of images": sum(
-                EVAL_CORRECT
-            ),
+            "the number of correct predictions; divide it by the number of images": sum(correct),
             "the mean of the batches' accuracies, but the last batch is smaller (10 "
             "images, not 32): count the correct ones and divide by the total once": float(
-                np.mean([k / s for k, s in zip(EVAL_CORRECT, sizes, strict=True)])
+                np.mean([k / s for k, s in zip(correct, sizes, strict=True)])
             ),
             "correct / (number of batches x batch size), but the last batch is smaller: "
-            "divide by the number of images you counted": sum(EVAL_CORRECT) / (len(sizes) * BATCH),
+            "divide by the number of images you counted": sum(correct) / (len(sizes) * BATCH),
             "the share of WRONG predictions": 1 - expected,
         }
         for what, number in wrong.items():
             if abs(value - number) < 1e-6:
                 raise NotYet(f"you returned {what}.", steps)
         raise NotYet(
-            f"on a test model whose accuracy is {expected:.4f} ({sum(EVAL_CORRECT)} of {n}), "
-            f"you returned {value:.4g}.",
+            f"on a test model whose accuracy is known, your number is too "
+            f"{'high' if value > expected else 'low'} (and none of the usual mistakes gives it).",
             steps,
         )
     if any(model.grad_seen):
@@ -346,7 +397,7 @@ def check_accuracy(accuracy: Callable[..., Any]) -> str:
             "the loop in `with torch.no_grad():` (it saves memory and time).",
             steps,
         )
-    return f"{sum(EVAL_CORRECT)} of {n} right = {expected:.4f}, in eval mode, without gradients."
+    return f"{sum(correct)} of {n} right = {expected:.4f}, in eval mode, without gradients."
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mnist_course import chapter05, exercises
+
+
+@pytest.fixture(autouse=True)
+def fresh_draws(monkeypatch):
+    """Each test starts from the first draw (the notebook's inputs)."""
+    monkeypatch.setattr(exercises, "_draws", {})
+
 
 # ---------------------------------------------------------------------------------------------
 # train_one_epoch
@@ -40,6 +48,78 @@ def epoch(zero_grad=True, step=True, mode="train", returns="mean", order="usual"
         }[returns]
 
     return train_one_epoch
+
+
+def eval_after_the_loop(model, loader, optimizer):
+    """Leaves the model ready for measuring (issue 16: was told eval() was in the loop)."""
+    model.train()
+    total = 0.0
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    model.eval()
+    return total / len(loader)
+
+
+def epoch_float64_sum(model, loader, optimizer):
+    """Enumerate, nn.functional.nll_loss of log_softmax, a float64 running sum."""
+    model.train(True)
+    running = torch.zeros((), dtype=torch.float64)
+    count = 0
+    for inputs, targets in loader:
+        count += 1
+        optimizer.zero_grad(set_to_none=False)
+        loss = F.nll_loss(F.log_softmax(model(inputs), dim=1), targets)
+        loss.backward()
+        optimizer.step()
+        running += loss.detach().double()
+    return running / count
+
+
+def epoch_list_of_losses(model, loader, optimizer):
+    model.train()
+    losses = []
+    batches = iter(loader)
+    while True:
+        try:
+            inputs, targets = next(batches)
+        except StopIteration:
+            break
+        for p in model.parameters():
+            p.grad = None
+        loss = torch.nn.CrossEntropyLoss()(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return np.mean(losses)
+
+
+def eval_inside_the_loop(model, loader, optimizer):
+    model.train()
+    total = 0.0
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        model.eval()  # e.g. to print a validation number, never switched back
+        total += loss.item()
+    return total / len(loader)
+
+
+@pytest.mark.parametrize("fn", [eval_after_the_loop, epoch_float64_sum, epoch_list_of_losses])
+def test_right_loops_in_other_styles_pass(fn):
+    for _ in range(2):  # the notebook's case, then a fresh one
+        feedback = chapter05.check_train_one_epoch(fn)
+        assert feedback.ok, feedback.message
+
+
+def test_eval_inside_the_loop_is_named():
+    feedback = chapter05.check_train_one_epoch(eval_inside_the_loop)
+    assert not feedback.ok and "model.eval() in the training loop" in feedback.message
 
 
 def test_the_right_loop_passes():
@@ -171,10 +251,10 @@ def test_the_hint_grows_on_the_second_call():
 def test_the_reference_loop_learns_and_the_mistake_differs():
     model, batches, optimizer = chapter05._setup()
     before = chapter05._mean_loss(model, batches)
-    chapter05.reference_epoch(model, batches, optimizer)
+    chapter05._reference_epoch(model, batches, optimizer)
     assert chapter05._mean_loss(model, batches) < before
     other, _, other_optimizer = chapter05._setup()
-    chapter05.reference_epoch(other, batches, other_optimizer, zero_grad=False)
+    chapter05._reference_epoch(other, batches, other_optimizer, zero_grad=False)
     assert not torch.allclose(chapter05._params(model), chapter05._params(other), atol=1e-3)
 
 
@@ -205,6 +285,13 @@ def accuracy(eval_mode=True, no_grad=True, per_batch=False, percent=False, fixed
     return fn
 
 
+def first_batch_only(model, loader):
+    model.eval()
+    with torch.no_grad():
+        x, y = next(iter(loader))
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
 def test_the_right_accuracy_passes():
     feedback = chapter05.check_accuracy(accuracy())
     assert feedback.ok and "50 of 74" in feedback.message
@@ -233,8 +320,13 @@ def test_the_lecture_s_torch_max_and_inference_mode_pass():
         (accuracy(percent=True), "a percentage"),
         (accuracy(fixed_total=True), "number of batches x batch size"),
         (lambda m, loader: 1 - accuracy()(m, loader), "the share of WRONG predictions"),
-        (lambda m, loader: 50, "the number of correct predictions"),
-        (lambda m, loader: 0.5, "whose accuracy is 0.6757"),
+        (
+            lambda m, loader: accuracy()(m, loader) * len(loader.dataset),
+            "the number of correct predictions",
+        ),
+        (lambda m, loader: accuracy()(m, loader) * 0.9, "your number is too low"),
+        (lambda m, loader: 50 / 74, "never called the model"),
+        (first_batch_only, "on 1 of the loader's 3 batches"),
     ],
 )
 def test_each_accuracy_mistake_gets_its_own_message(learner, message):
@@ -242,12 +334,55 @@ def test_each_accuracy_mistake_gets_its_own_message(learner, message):
     assert not feedback.ok and message in feedback.message, feedback.message
 
 
+def accuracy_loop(model, loader):
+    """Per-image loop, counting in plain Python."""
+    model.eval()
+    right = seen = 0
+    with torch.no_grad():
+        for x, y in loader:
+            for row, label in zip(model(x), y, strict=True):
+                right += int(max(range(len(row)), key=lambda k: row[k]) == label)
+                seen += 1
+    return right / seen
+
+
+def accuracy_numpy_float32(model, loader):
+    model.eval()
+    hits = []
+    with torch.inference_mode():
+        for x, y in loader:
+            hits.append((model(x).argmax(1) == y).numpy())
+    return np.concatenate(hits).astype(np.float32).mean()
+
+
+def accuracy_einsum_tensor(model, loader):
+    model.eval()
+    with torch.no_grad():
+        outs = [(F.one_hot(model(x).argmax(1), 10), F.one_hot(y, 10)) for x, y in loader]
+    right = sum(torch.einsum("nc,nc->", a.float(), b.float()) for a, b in outs)
+    return right / sum(len(b) for _, b in outs)
+
+
+@pytest.mark.parametrize("fn", [accuracy_loop, accuracy_numpy_float32, accuracy_einsum_tensor])
+def test_right_accuracies_in_other_styles_pass_on_fresh_cases(fn):
+    for _ in range(3):  # the notebook's case, then two fresh ones
+        feedback = chapter05.check_accuracy(fn)
+        assert feedback.ok, feedback.message
+
+
+def test_each_accuracy_check_draws_a_fresh_case():
+    first = chapter05.check_accuracy(accuracy()).message
+    second = chapter05.check_accuracy(accuracy()).message
+    assert "50 of 74" in first and "50 of 74" not in second
+    assert not chapter05.check_accuracy(lambda m, loader: 50 / 74).ok
+
+
 def test_the_known_accuracy_is_what_the_fake_model_gives():
-    model, loader, expected = chapter05.accuracy_case()
+    model, loader, correct = chapter05.accuracy_case()
     model.eval()
     with torch.no_grad():
         right = sum((model(x).argmax(1) == y).sum().item() for x, y in loader)
-    assert right / len(loader.dataset) == expected == 50 / 74
+    assert right / len(loader.dataset) == sum(correct) / 74 == 50 / 74
     assert [len(y) for _, y in loader] == [32, 32, 10]
     model.train()
     with torch.no_grad():
@@ -293,7 +428,7 @@ def test_the_accuracy_hint_grows():
     exercises._failures.pop("accuracy", None)
     first = chapter05.check_accuracy(accuracy(per_batch=True))
     second = chapter05.check_accuracy(accuracy(per_batch=True))
-    assert "Hint:" not in first.message and "Hint: model.eval()" in second.message
+    assert "Hint:" not in first.message and "Hint: switch to eval mode" in second.message
 
 
 # ---------------------------------------------------------------------------------------------
