@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_course import data, models, quiz, runtime
-from mnist_course.exercises import NotYet, as_float, call, checker
+from mnist_course.exercises import NotYet, as_float, call, checker, draw
 
 EXERCISES: tuple[str, ...] = ("conv_arithmetic", "pick_on_validation", "break_it")
 
@@ -35,8 +35,29 @@ CONV_LIBRARY = [
     "torch.nn.MaxPool2d",
     "torch.nn.functional.max_pool2d",
     "torch.max_pool2d",
+    "torch.nn.functional.avg_pool2d",
+    "torch.nn.AvgPool2d",
+    "torch.nn.functional.unfold",
+    "torch.nn.Unfold",
+    "torch.convolution",
     "mnist_course.models.count_parameters",
 ]
+# The operators behind every convolution, pooling and unfold, however they are reached.
+CONV_OPS: dict[str, str] = {
+    name: "a convolution or pooling layer of PyTorch (write the arithmetic yourself)"
+    for name in (
+        "aten::convolution",
+        "aten::_convolution",
+        "aten::conv2d",
+        "aten::mkldnn_convolution",
+        "aten::_slow_conv2d_forward",
+        "aten::max_pool2d",
+        "aten::max_pool2d_with_indices",
+        "aten::avg_pool2d",
+        "aten::im2col",
+        "aten::col2im",
+    )
+}
 
 # (size, kernel, stride, padding): the CNN's own layers first, then others where
 # each typical mistake gives a different number.
@@ -53,12 +74,34 @@ SIZE_CASES: list[tuple[int, int, int, int]] = [
 PARAM_CASES: list[tuple[int, int, int]] = [(1, 16, 5), (16, 32, 5), (3, 8, 3), (4, 6, 1)]
 
 
-def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+def conv_cases(seed: int) -> tuple[list[tuple[int, int, int, int]], list[tuple[int, int, int]]]:
+    """The settings one check uses: the lists above for the first, fresh ones after it.
+
+    Fresh size cases keep the CNN's own three layers and add four random settings
+    (some with stride and padding); fresh parameter cases are four random layers.
+    """
+    if seed == 0:
+        return SIZE_CASES, PARAM_CASES
+    g = torch.Generator().manual_seed(seed)
+
+    def pick(low: int, high: int) -> int:
+        return int(torch.randint(low, high + 1, (1,), generator=g))
+
+    sizes = list(SIZE_CASES[:3])  # the CNN's own layers
+    for stride in (1, 2, 2, 3):
+        kernel = pick(2, 7)
+        padding = pick(0, kernel // 2)
+        sizes.append((pick(kernel + 1, 40), kernel, stride, padding))
+    params = [(pick(2, 16), pick(2, 64), pick(1, 7)) for _ in range(4)]
+    return sizes, params
+
+
+def _output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     """Side of a convolution's or pooling's output: floor((size + 2p - k) / s) + 1 (chapter 6)."""
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def conv_parameters(in_channels: int, out_channels: int, kernel: int) -> int:
+def _conv_parameters(in_channels: int, out_channels: int, kernel: int) -> int:
     """Weights and biases of ``Conv2d(in, out, kernel)``: out * (in * k * k + 1) (chapter 6)."""
     return out_channels * (in_channels * kernel * kernel + 1)
 
@@ -105,57 +148,60 @@ def _first_mistake(
 _SIZE_HINT = (
     "count where the window's left edge can go: from 0 to size + 2p - k, every stride pixels."
 )
-_PARAM_HINT = "one filter = in_channels x k x k weights + 1 bias; there are out_channels filters."
+_PARAM_HINT = (
+    "count the weights of one filter (it looks at every input channel) and its bias, "
+    "then count the filters."
+)
 
 
-def _check_sizes(fn: Callable[..., Any]) -> None:
+def _check_sizes(fn: Callable[..., Any], cases: list[tuple[int, int, int, int]]) -> None:
     got = [
-        _read_int(call(fn, *case, forbidden=CONV_LIBRARY), "conv_output_size")
-        for case in SIZE_CASES
+        _read_int(call(fn, *case, forbidden=CONV_LIBRARY, ops=CONV_OPS), "conv_output_size")
+        for case in cases
     ]
-    expected = [output_size(*case) for case in SIZE_CASES]
+    expected = [_output_size(*case) for case in cases]
     if got == expected:
         return
     i = next(i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e)
-    n, k, s, p = SIZE_CASES[i]
+    n, k, s, p = cases[i]
     case = f"conv_output_size({n}, kernel={k}, stride={s}, padding={p}) gave {got[i]:g}"
     if any(g != int(g) for g in got):
         raise NotYet(
             f"{case}, not a whole number: a window either fits or it does not.",
             "use floor division //.",
         )
-    message = _first_mistake(got, SIZE_CASES, _SIZE_MISTAKES)
-    raise NotYet(
-        f"{case}: {message}" if message else f"{case}, expected {expected[i]}.", _SIZE_HINT
-    )
+    message = _first_mistake(got, cases, _SIZE_MISTAKES)
+    direction = "too large" if got[i] > expected[i] else "too small"
+    raise NotYet(f"{case}: {message}" if message else f"{case}, {direction}.", _SIZE_HINT)
 
 
-def _check_parameters(fn: Callable[..., Any]) -> None:
+def _check_parameters(fn: Callable[..., Any], cases: list[tuple[int, int, int]]) -> None:
     got = [
-        _read_int(call(fn, *case, forbidden=CONV_LIBRARY), "conv_parameters")
-        for case in PARAM_CASES
+        _read_int(call(fn, *case, forbidden=CONV_LIBRARY, ops=CONV_OPS), "conv_parameters")
+        for case in cases
     ]
-    expected = [conv_parameters(*case) for case in PARAM_CASES]
+    expected = [_conv_parameters(*case) for case in cases]
     if got == expected:
         return
     i = next(i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e)
-    c_in, c_out, k = PARAM_CASES[i]
+    c_in, c_out, k = cases[i]
     case = f"conv_parameters({c_in}, {c_out}, kernel={k}) gave {got[i]:g}"
-    message = _first_mistake(got, PARAM_CASES, _PARAM_MISTAKES)
-    raise NotYet(
-        f"{case}: {message}" if message else f"{case}, expected {expected[i]:,}.", _PARAM_HINT
-    )
+    message = _first_mistake(got, cases, _PARAM_MISTAKES)
+    direction = "too many" if got[i] > expected[i] else "too few"
+    raise NotYet(f"{case}: {message}" if message else f"{case}, {direction}.", _PARAM_HINT)
 
 
-@checker("conv_arithmetic")
+@checker(
+    "conv_arithmetic",
+    expects="both functions: check_conv_arithmetic(conv_output_size, conv_parameters), "
+    "each returning a whole number",
+)
 def check_conv_arithmetic(conv_output_size: Any, conv_parameters: Any) -> str:
     """``conv_output_size(size, kernel, stride, padding)`` and ``conv_parameters(in, out, kernel)``."""
-    _check_sizes(conv_output_size)
-    _check_parameters(conv_parameters)
-    return (
-        "sizes and parameter counts match nn.Conv2d for "
-        f"{len(SIZE_CASES)} + {len(PARAM_CASES)} settings."
-    )
+    sizes, params = conv_cases(draw("conv_arithmetic"))
+    _check_sizes(conv_output_size, sizes)
+    _check_parameters(conv_parameters, params)
+    return f"sizes and parameter counts match nn.Conv2d for {len(sizes)} + {len(params)} settings."
 
 
 # ----------------------------------------------------------------------------- pick_on_validation
@@ -193,14 +239,33 @@ PICK_CASES: list[dict[str, tuple[float, float]]] = [
 ]
 
 
+_NAMES = ["mlp", "cnn", "wide", "deep", "adam", "sgd", "one-cycle", "dropout", "bn", "small"]
+
+
+def pick_cases(seed: int) -> list[dict[str, tuple[float, float]]]:
+    """The fixed cases plus one drawn for this check: four models where the best on test,
+    the best and the worst on validation are three different models."""
+    g = torch.Generator().manual_seed(seed)
+    names = [_NAMES[int(i)] for i in torch.randperm(len(_NAMES), generator=g)[:4]]
+    vals = sorted((0.9 + 0.09 * torch.rand(4, generator=g)).tolist())  # worst .. best
+    tests = [v - 0.01 for v in vals]
+    tests[1] = vals[3] + 0.005  # the second worst on validation is the best on test
+    order = torch.randperm(4, generator=g).tolist()
+    drawn = {names[i]: (round(vals[k], 4), round(tests[k], 4)) for i, k in enumerate(order)}
+    return [*PICK_CASES, drawn]
+
+
 def _best(case: Mapping[str, tuple[float, float]], column: int, sign: int = 1) -> str:
     return max(case, key=lambda name: sign * case[name][column])
 
 
-@checker("pick_on_validation")
+@checker(
+    "pick_on_validation",
+    expects="a function pick_model(results) that returns a model's name (a string)",
+)
 def check_pick_on_validation(pick_model: Any) -> str:
     """``pick_model({name: {"val": acc, "test": acc}})`` -> the name with the best validation."""
-    for case in PICK_CASES:
+    for case in pick_cases(draw("pick_on_validation")):
         peeked: list[str] = []
         results = {
             name: _Watched({"val": val, "test": test}, peeked) for name, (val, test) in case.items()
@@ -271,11 +336,16 @@ def run_trial(
     raw: bool,
     steps: int = STEPS,
     seed: int = 0,
-) -> tuple[bool, float]:
-    """Train briefly; return (finite all along?, mean loss of the last 20 steps) (chapter 6).
+) -> tuple[bool, float, int]:
+    """Train briefly; return (finite all along?, mean loss of the last 20 steps, steps run).
 
-    ``images`` are normalised; ``raw`` undoes that, back to pixel values 0-255.
+    A run stops at the step whose loss is not finite (chapter 6).
+
+    ``images`` are normalised; ``raw`` undoes that, back to pixel values 0-255. Needs at
+    least ``steps * BATCH`` images (:func:`check_break_it` passes the training split).
     """
+    if len(images) < steps * BATCH:
+        raise ValueError(f"{steps} steps of {BATCH} need {steps * BATCH} images, not {len(images)}")
     runtime.set_seed(seed)
     net = models.build_model(model)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True)
@@ -287,21 +357,36 @@ def run_trial(
         loss = F.cross_entropy(net(inputs), targets)
         losses.append(loss.item())
         if not math.isfinite(losses[-1]):
-            return False, math.inf
+            return False, math.inf, len(losses)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     last = losses[-20:]
-    return True, sum(last) / len(last)
+    return True, sum(last) / len(last), len(losses)
 
 
-def outcome(finite: bool, last_loss: float) -> str | None:
+def outcome(finite: bool, last_loss: float, steps_run: int = 0) -> str | None:
     """The choice a trial's result stands for, or None when it is in between."""
     if not finite or last_loss > 2.0:
         return "b"
     if last_loss < 1.0:
         return "a"
     return None
+
+
+_TRAINING: list[tuple[torch.Tensor, torch.Tensor]] = []  # the training split, once loaded
+
+
+def _training_data() -> tuple[torch.Tensor, torch.Tensor]:
+    """The first STEPS x BATCH images of the training split (loaded once per kernel).
+
+    The checker uses its own data, never the learner's: the cases are run on what
+    the chapter trains on.
+    """
+    if not _TRAINING:
+        images, labels = data.load_split("train", download=False)
+        _TRAINING.append((images[: STEPS * BATCH].clone(), labels[: STEPS * BATCH].clone()))
+    return _TRAINING[0]
 
 
 def _read_predictions(predictions: Any) -> dict[str, str]:
@@ -324,22 +409,41 @@ def _read_predictions(predictions: Any) -> dict[str, str]:
     return read
 
 
-@checker("break_it")
-def check_break_it(predictions: Any, images: torch.Tensor, labels: torch.Tensor) -> str:
-    """``predictions = {case: "a" or "b"}``; each case is run for a few steps and compared."""
+@checker(
+    "break_it",
+    expects="a dict of predictions, {'mlp, lr=1': 'a' or 'b', ...}, one letter per case",
+)
+def check_break_it(predictions: Any, *ignored: Any) -> str:
+    """``predictions = {case: "a" or "b"}``; each case is run for STEPS steps and compared.
+
+    The cases run on the training split, loaded by the checker; anything passed
+    after the predictions (the notebook passes its training tensors) is not used.
+    """
     read = _read_predictions(predictions)
-    happened = {}
+    try:
+        images, labels = _training_data()
+    except (OSError, ValueError) as err:  # no MNIST here: say what is missing
+        raise NotYet(
+            "the checker could not load the MNIST training images to run the cases "
+            f"({type(err).__name__}); run the chapter's first cells (data.load_split('train')) "
+            "and check again."
+        ) from None
+    happened, stopped = {}, []
     for case, (model, lr, raw) in BREAK_CASES.items():
-        happened[case] = outcome(*run_trial(images, labels, model, lr, raw))
+        finite, last_loss, steps_run = run_trial(images, labels, model, lr, raw)
+        happened[case] = outcome(finite, last_loss)
+        if steps_run < STEPS:
+            stopped.append(f"{case} stopped at step {steps_run}, its loss no longer a number")
+    ran = f"running each case for {STEPS} steps" + (f" ({'; '.join(stopped)})" if stopped else "")
     wrong = [case for case in BREAK_CASES if happened[case] and read[case] != happened[case]]
     if wrong:
         raise NotYet(
-            f"ran each case for {STEPS} steps: {len(wrong)} of {len(BREAK_CASES)} "
-            f"predictions differ from what happened ({', '.join(wrong)}).",
+            f"{ran[0].upper()}{ran[1:]}: {len(wrong)} of {len(BREAK_CASES)} predictions differ "
+            f"from what happened ({', '.join(wrong)}).",
             " ".join(BREAK_HINTS[case] for case in wrong),
         )
     said = "; ".join(f"{case}: {CHOICES[happened[case] or read[case]]}" for case in BREAK_CASES)
-    return f"confirmed by running each case for {STEPS} steps. {said}."
+    return f"confirmed by {ran}. {said}."
 
 
 # ----------------------------------------------------------------------------- quiz

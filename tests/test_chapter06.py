@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -16,6 +18,12 @@ from mnist_course import chapter06, data, exercises
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "06_going_further.ipynb"
 ODD_RETURNS = [None, (24, 1), [24], "24", float("nan"), torch.zeros(2), {"size": 24}]
+
+
+@pytest.fixture(autouse=True)
+def fresh_draws(monkeypatch):
+    """Each test starts from the first draw (the notebook's inputs)."""
+    monkeypatch.setattr(exercises, "_draws", {})
 
 
 @pytest.fixture(autouse=True)
@@ -36,16 +44,114 @@ def params(i, o, k):
     return o * (i * k * k + 1)
 
 
-def test_reference_formulas_match_pytorch():
-    for n, k, s, p in chapter06.SIZE_CASES:
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_reference_formulas_match_pytorch(seed):
+    sizes, parameters = chapter06.conv_cases(seed)
+    for n, k, s, p in sizes:
         out = nn.Conv2d(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, n, n))
-        assert out.shape[-1] == chapter06.output_size(n, k, s, p)
+        assert out.shape[-1] == chapter06._output_size(n, k, s, p)
         if p <= k // 2:  # max-pooling allows padding up to half the kernel
             pooled = nn.MaxPool2d(k, stride=s, padding=p)(torch.zeros(1, 1, n, n))
-            assert pooled.shape[-1] == chapter06.output_size(n, k, s, p)
-    for i, o, k in chapter06.PARAM_CASES:
+            assert pooled.shape[-1] == chapter06._output_size(n, k, s, p)
+    for i, o, k in parameters:
         layer = nn.Conv2d(i, o, k)
-        assert sum(t.numel() for t in layer.parameters()) == chapter06.conv_parameters(i, o, k)
+        assert sum(t.numel() for t in layer.parameters()) == chapter06._conv_parameters(i, o, k)
+
+
+def size_by_counting(n, k, s=1, p=0):
+    """Count the window's positions one by one."""
+    count, left = 0, 0
+    while left + k <= n + 2 * p:
+        count += 1
+        left += s
+    return count
+
+
+def size_numpy(n, k, s=1, p=0):
+    return np.int64(np.floor((n + 2 * p - k) / s)) + 1
+
+
+def params_by_loops(i, o, k):
+    total = 0
+    for _ in range(o):
+        total += 1  # the filter's bias
+        for _ in range(i):
+            total += k * k
+    return total
+
+
+def params_einsum(i, o, k):
+    return torch.einsum("oihw->", torch.ones(o, i, k, k)).item() + o
+
+
+@pytest.mark.parametrize(
+    "size_fn, param_fn",
+    [
+        (size_by_counting, params_by_loops),
+        (size_numpy, params_einsum),
+        (size, lambda *a: [params(*a)]),
+    ],
+    ids=["counting loops", "numpy and einsum", "a one-element list"],
+)
+def test_right_conv_arithmetic_in_other_styles_passes_on_fresh_cases(size_fn, param_fn):
+    for _ in range(3):  # the notebook's settings, then fresh ones
+        feedback = chapter06.check_conv_arithmetic(size_fn, param_fn)
+        assert feedback.ok, feedback.message
+
+
+def test_hard_coded_answers_fail_on_the_second_check():
+    first = dict.fromkeys(chapter06.SIZE_CASES)
+    for case in first:
+        first[case] = size(*case)
+    assert chapter06.check_conv_arithmetic(lambda *c: first[c], params).ok
+    feedback = chapter06.check_conv_arithmetic(lambda *c: first.get(c, 0), params)
+    assert not feedback.ok and "expected" not in feedback.message
+
+
+def avg_pool_size(n, k, s=1, p=0):
+    return torch.nn.functional.avg_pool2d(torch.zeros(1, 1, n, n), k, s, p).shape[-1]
+
+
+def unfold_size(n, k, s=1, p=0):
+    cols = torch.nn.functional.unfold(torch.zeros(1, 1, n, n), k, stride=s, padding=p).shape[-1]
+    return int(round(cols**0.5))
+
+
+def convolution_size(n, k, s=1, p=0):
+    x, w = torch.zeros(1, 1, n, n), torch.zeros(1, 1, k, k)
+    return torch.convolution(x, w, None, [s, s], [p, p], [1, 1], False, [0, 0], 1).shape[-1]
+
+
+def aten_size(n, k, s=1, p=0):
+    x, w = torch.zeros(1, 1, n, n), torch.zeros(1, 1, k, k)
+    return torch.ops.aten.convolution(x, w, None, [s, s], [p, p], [1, 1], False, [0, 0], 1).shape[
+        -1
+    ]
+
+
+@pytest.mark.parametrize(
+    "size_fn",
+    [
+        avg_pool_size,
+        unfold_size,
+        convolution_size,
+        aten_size,
+        functools.partial(chapter06._output_size),
+        lambda n, k, s=1, p=0, _f=torch.nn.functional.conv2d: _f(
+            torch.zeros(1, 1, n, n), torch.zeros(1, 1, k, k), stride=s, padding=p
+        ).shape[-1],
+    ],
+    ids=["avg_pool2d", "unfold", "torch.convolution", "torch.ops.aten", "course answer", "default"],
+)
+def test_every_route_to_a_library_size_is_refused(size_fn):
+    feedback = chapter06.check_conv_arithmetic(size_fn, params)
+    assert not feedback.ok and "write it yourself, without" in feedback.message, feedback.message
+
+
+def test_the_course_answers_are_not_exported():
+    assert not hasattr(chapter06, "output_size") and not hasattr(chapter06, "conv_parameters")
+    feedback = chapter06.check_conv_arithmetic(size, chapter06._conv_parameters)
+    assert "course's own answer" in feedback.message
 
 
 @pytest.mark.parametrize(
@@ -68,7 +174,7 @@ SIZE_MISTAKES = {
     "stride is missing": lambda n, k, s=1, p=0: n + 2 * p - k + 1,
     "round DOWN": lambda n, k, s=1, p=0: math.ceil((n + 2 * p - k) / s) + 1,
     "not a whole number": lambda n, k, s=1, p=0: (n + 2 * p - k) / s + 1,
-    "expected": lambda n, k, s=1, p=0: n - k,
+    "too small": lambda n, k, s=1, p=0: n - k,
 }
 
 
@@ -83,7 +189,7 @@ PARAM_MISTAKES = {
     "ALL input channels": lambda i, o, k: o * (k * k + 1),
     "k * k weights": lambda i, o, k: o * (i * k + 1),
     "not per input channel": lambda i, o, k: o * i * k * k + i,
-    "expected": lambda i, o, k: i * o * k,
+    "too few": lambda i, o, k: i * o * k,
 }
 
 
@@ -200,10 +306,20 @@ def test_right_pick_passes(pick_fn):
     assert feedback.ok, feedback.message
 
 
-def test_the_cases_separate_the_mistakes():
-    for case in chapter06.PICK_CASES:
+@pytest.mark.parametrize("seed", range(6))
+def test_the_cases_separate_the_mistakes(seed):
+    for case in chapter06.pick_cases(seed):
         names = {chapter06._best(case, 0), chapter06._best(case, 1), chapter06._best(case, 0, -1)}
         assert len(names) == 3, case
+
+
+def test_names_learnt_by_heart_do_not_pass():
+    known = {"mlp": 0, "cnn": 1, "cnn, bigger": 0, "one-cycle": 1, "b": 1}
+
+    def by_heart(results):
+        return next((name for name in results if known.get(name)), "cnn")
+
+    assert not chapter06.check_pick_on_validation(by_heart).ok
 
 
 PICK_MISTAKES = {
@@ -265,11 +381,17 @@ def measured(monkeypatch):
     calls = []
 
     def fake(images, labels, model, lr, raw, steps=chapter06.STEPS, seed=0):
+        assert images is OWN_DATA[0] and labels is OWN_DATA[1]  # never the learner's data
         calls.append((model, lr, raw))
-        return results[(model, lr, raw)]
+        finite, loss = results[(model, lr, raw)]
+        return finite, loss, steps if finite else 7
 
     monkeypatch.setattr(chapter06, "run_trial", fake)
+    monkeypatch.setattr(chapter06, "_training_data", lambda: OWN_DATA)
     return calls
+
+
+OWN_DATA = (torch.zeros(6400, 1, 28, 28), torch.zeros(6400, dtype=torch.long))
 
 
 X, Y = torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)
@@ -278,8 +400,33 @@ X, Y = torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)
 def test_right_predictions_pass(measured):
     feedback = chapter06.check_break_it(RIGHT, X, Y)
     assert feedback.ok, feedback.message
-    assert "confirmed by running" in feedback.message
+    assert "confirmed by running each case for 100 steps" in feedback.message
+    assert "mlp, lr=1 stopped at step 7" in feedback.message  # the steps that really ran
     assert len(measured) == len(chapter06.BREAK_CASES)
+
+
+@pytest.mark.parametrize(
+    "images, labels",
+    [(X[:1], Y[:1]), (torch.rand(1000, 1, 28, 28), torch.randperm(1000) % 10), ("x", None)],
+    ids=["one image", "shuffled labels", "not images"],
+)
+def test_the_learner_s_data_is_never_used(measured, images, labels):
+    assert chapter06.check_break_it(RIGHT, images, labels).ok
+    assert chapter06.check_break_it(RIGHT).ok  # the predictions alone are enough
+
+
+def test_missing_mnist_is_explained(monkeypatch):
+    def missing():
+        raise data.MNISTNotFoundError("no MNIST here")
+
+    monkeypatch.setattr(chapter06, "_training_data", missing)
+    feedback = chapter06.check_break_it(RIGHT)
+    assert not feedback.ok and "could not load the MNIST training images" in feedback.message
+
+
+def test_run_trial_refuses_too_few_images():
+    with pytest.raises(ValueError, match="need 6400 images"):
+        chapter06.run_trial(X, Y, "mlp", 0.1, False)
 
 
 @pytest.mark.parametrize("case", list(RIGHT))
@@ -316,7 +463,8 @@ def test_odd_predictions_never_raise(measured, predictions):
 
 
 def test_an_unclear_run_is_not_held_against_the_learner(monkeypatch):
-    monkeypatch.setattr(chapter06, "run_trial", lambda *a, **k: (True, 1.5))
+    monkeypatch.setattr(chapter06, "run_trial", lambda *a, **k: (True, 1.5, 100))
+    monkeypatch.setattr(chapter06, "_training_data", lambda: OWN_DATA)
     assert chapter06.check_break_it(RIGHT, X, Y).ok
 
 
@@ -327,25 +475,25 @@ def test_outcome_thresholds():
     assert chapter06.outcome(True, 1.5) is None
 
 
-def test_bad_data_never_raises():
-    feedback = chapter06.check_break_it(RIGHT, "not images", None)
-    assert not feedback.ok and "could not read" in feedback.message
+def test_odd_arguments_never_raise(measured):
+    assert not chapter06.check_break_it().ok
+    assert "one letter per case" in chapter06.check_break_it(None).message
 
 
 @pytest.mark.skipif(not os.environ.get(data.ENV_VAR), reason=f"set {data.ENV_VAR} to a real copy")
 def test_break_it_on_mnist():
-    images, labels = data.load_split("train")
+    images, labels = chapter06._training_data()
     for case, (model, lr, raw) in chapter06.BREAK_CASES.items():
         result = chapter06.run_trial(images, labels, model, lr, raw)
         assert chapter06.outcome(*result) == RIGHT[case], (case, result)
-    assert chapter06.check_break_it(RIGHT, images, labels).ok
+    assert chapter06.check_break_it(RIGHT, images[:64], labels[:64]).ok
 
 
 # ----------------------------------------------------------------------------- quiz, notebook
 
 
 def test_quiz_key_is_computed_right():
-    assert chapter06.QUIZ[1].answer == chapter06.output_size(32, 3, 2, 1)
+    assert chapter06.QUIZ[1].answer == chapter06._output_size(32, 3, 2, 1)
     assert chapter06.QUIZ[2].answer == sum(t.numel() for t in nn.Conv2d(3, 8, 3).parameters())
     bn = nn.BatchNorm2d(1)
     bn.running_mean.fill_(5.0)
