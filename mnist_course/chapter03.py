@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mnist_course import data, quiz
-from mnist_course.exercises import NotYet, as_array, as_float, call, checker, draw
+from mnist_course.exercises import NotYet, a_type, as_array, as_float, call, checker, draw
 
 EXERCISES: tuple[str, ...] = ("normalize", "channels_first")
 
@@ -125,7 +125,7 @@ def _read_pair(result: Any) -> tuple[float, float]:
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         size = f" of {len(result)} items" if isinstance(result, (tuple, list)) else ""
         raise NotYet(
-            f"pixel_stats returned a {type(result).__name__}{size}; return two numbers: "
+            f"pixel_stats returned {a_type(result)}{size}; return two numbers: "
             "the mean, then the std.",
             "return the two numbers as a tuple: mean, std.",
         )
@@ -192,7 +192,7 @@ def _check_normalize_fn(normalize: Callable[..., Any], seed: int) -> None:
         )
     if not isinstance(result, torch.Tensor):
         as_array(result, "normalize")  # explains tuples and other odd returns
-        raise NotYet(f"normalize returned a {type(result).__name__}; return a torch tensor.")
+        raise NotYet(f"normalize returned {a_type(result)}; return a torch tensor.")
     got = as_array(result, "normalize")
     n = len(images)
     shapes = {
@@ -252,7 +252,7 @@ def _check_layout(to_chw: Callable[..., Any], batch: np.ndarray) -> None:
         )
     if not isinstance(result, torch.Tensor):
         as_array(result, "to_chw")
-        raise NotYet(f"to_chw returned a {type(result).__name__}; return a torch tensor.")
+        raise NotYet(f"to_chw returned {a_type(result)}; return a torch tensor.")
     got = as_array(result, "to_chw")
     hint = (
         "make a tensor of the array, move the channel axis to position 1 (permute), "

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from mnist_course import quiz
-from mnist_course.exercises import NotYet, as_float, call, checker, draw
+from mnist_course.exercises import NotYet, a_type, as_float, call, checker, draw
 
 EXERCISES: tuple[str, ...] = ("train_one_epoch", "accuracy")
 
@@ -177,8 +177,8 @@ def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
     expected_loss = sum(batch_losses) / len(batch_losses)
     no_zero_model, _, no_zero_optimizer = _setup(seed=seed)
     _reference_epoch(no_zero_model, batches, no_zero_optimizer, zero_grad=False)
-    order = "for each batch: outputs = model(inputs), loss = criterion(outputs, targets), "
-    order += "optimizer.zero_grad(), loss.backward(), optimizer.step()."
+    order = "for each batch: the forward pass and the loss, then clear the old gradients, "
+    order += "compute the new ones and take the step, in that order."
     if _eval_inside_the_loop(model.events):
         raise NotYet(
             "you called model.eval() in the training loop: eval mode is for measuring "
@@ -231,7 +231,7 @@ def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
         raise NotYet("the loss did not fall during the epoch.", order)
     if isinstance(result, (tuple, list)):
         raise NotYet(
-            f"your function returned a {type(result).__name__}; return one number, the "
+            f"your function returned {a_type(result)}; return one number, the "
             "mean training loss of the epoch.",
             "return running_loss / number_of_batches.",
         )
@@ -344,7 +344,7 @@ def check_accuracy(accuracy: Callable[..., Any]) -> str:
     result = call(accuracy, model, loader, forbidden=ACCURACY_FORBIDDEN)
     if isinstance(result, (tuple, list)):
         raise NotYet(
-            f"your function returned a {type(result).__name__}; return one number, the accuracy.",
+            f"your function returned {a_type(result)}; return one number, the accuracy.",
             "return correct / total.",
         )
     value = as_float(result, "your function")

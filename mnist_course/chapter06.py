@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_course import data, models, quiz, runtime
-from mnist_course.exercises import NotYet, as_float, call, checker, draw
+from mnist_course.exercises import NotYet, a_type, as_float, call, checker, draw
 
 EXERCISES: tuple[str, ...] = ("conv_arithmetic", "pick_on_validation", "break_it")
 
@@ -294,7 +294,7 @@ def check_pick_on_validation(pick_model: Any) -> str:
         if got == _best(case, 0, sign=-1):
             raise NotYet(
                 "you chose the LOWEST validation accuracy: take the highest.",
-                "max(results, key=lambda name: results[name]['val']).",
+                "among the names, take the one whose 'val' entry is the largest.",
             )
         raise NotYet(
             f"for {dict(case)} you chose {got!r}; the best validation accuracy is another.",
@@ -392,7 +392,7 @@ def _training_data() -> tuple[torch.Tensor, torch.Tensor]:
 def _read_predictions(predictions: Any) -> dict[str, str]:
     if not isinstance(predictions, Mapping):
         raise NotYet(
-            f"predictions is a {type(predictions).__name__}; make it a dict, "
+            f"predictions is {a_type(predictions)}; make it a dict, "
             f"{{'mlp, lr=1': 'a', ...}}, one letter per case.",
             f"the keys are {list(BREAK_CASES)}.",
         )

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_course import quiz
-from mnist_course.exercises import NotYet, as_array, call, checker, draw
+from mnist_course.exercises import NotYet, a_type, as_array, call, checker, draw
 
 EXERCISES: tuple[str, ...] = ("shard", "ddp_step")
 
@@ -194,8 +194,8 @@ def _weights(model: nn.Module) -> list[torch.Tensor]:
 
 def _describe(value: Any) -> str:
     if isinstance(value, (list, tuple)):
-        return f"a {type(value).__name__} of {len(value)}"
-    return f"a {type(value).__name__}"
+        return f"{a_type(value)} of {len(value)}"
+    return f"{a_type(value)}"
 
 
 def _read_grads(value: Any, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -286,7 +286,7 @@ def check_ddp_step(ddp_step: Any) -> str:
                 f"after step {step + 1} the weights differ from one SGD step on the whole "
                 f"batch by up to {_maxdiff(weights[0], expected[step]):.2g}.",
                 "each replica: zero_grad, its shard's mean cross-entropy, backward; then the "
-                "mean of the gradients; then p -= lr * mean on every replica.",
+                "mean of the gradients; then the same step with that mean on every replica.",
             )
     return (
         f"{world} replicas took {steps} identical steps, equal to SGD on the whole batch "

@@ -437,7 +437,7 @@ def run_learner(
     when it is refused, raises, exits, or runs past :data:`TIME_LIMIT`.
     """
     if not callable(fn):
-        raise NotYet(f"expected a function, got {_a(fn)}: pass the function itself.")
+        raise NotYet(f"expected a function, got {a_type(fn)}: pass the function itself.")
     forbidden = list(forbidden)
     originals = _originals(forbidden)
     label = held_forbidden(fn, originals)
@@ -495,7 +495,7 @@ def _safe_str(value: Any) -> str:
         return "(its message cannot be shown)"
 
 
-def _a(value: Any) -> str:
+def a_type(value: Any) -> str:
     """``a list``, ``an int``: the type of ``value`` with its article."""
     name = type(value).__name__
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
@@ -511,7 +511,7 @@ def as_array(value: Any, what: str = "your function") -> np.ndarray:
         array = np.asarray(value, dtype=np.float64)
     except Exception:
         raise NotYet(
-            f"{what} returned {_a(value)}, which is not an array of numbers: return an array "
+            f"{what} returned {a_type(value)}, which is not an array of numbers: return an array "
             "or a tensor."
         ) from None
     return array
