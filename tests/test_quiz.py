@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -120,3 +121,15 @@ def test_an_unreadable_answer_says_what_it_expects_and_uses_the_right_article():
 
 def test_string_keys_are_accepted():
     assert quiz.check("c", KEY, {"1": "b", "2": 2.303}).ok
+
+
+@pytest.mark.parametrize("chapter", range(1, 8))
+@pytest.mark.parametrize(
+    "answers",
+    [None, [], ["b"], "b", np.array([1, 2]), Hostile(), {1: Hostile(), 2: np.ones(3), "3": [1]}],
+    ids=["None", "empty list", "list", "str", "array", "hostile", "hostile answers"],
+)
+def test_no_chapter_quiz_raises(chapter, answers):
+    module = importlib.import_module(f"mnist_course.chapter0{chapter}")
+    result = module.check_quiz(answers)
+    assert result.right == 0 and str(result)
