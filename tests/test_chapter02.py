@@ -426,3 +426,21 @@ def test_the_quiz_key_is_right_and_true():
     y = torch.tensor([2, -100, 1])
     per_sample = F.cross_entropy(z, y, reduction="none")
     assert per_sample.sum().item() / 2 == pytest.approx(F.cross_entropy(z, y).item(), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, fn",
+    [
+        ("ce_grad", lambda z, y: chapter02.autograd_grad(z.numpy(), y.numpy())),
+        ("ce_grad", functools.partial(chapter02.finite_difference_grad)),
+        (
+            "double_softmax",
+            lambda: {"lowest_loss": chapter02.run_double_softmax()[0], "gradient": "c"},
+        ),
+        ("nll_loss", lambda lp, y: chapter02._grad_mistakes(lp.numpy(), y.numpy())[0][0].sum()),
+    ],
+    ids=["autograd_grad", "finite differences", "run_double_softmax", "a private helper"],
+)
+def test_the_checkers_own_functions_are_refused(name, fn):
+    feedback = CHECKERS[name](fn)
+    assert not feedback.ok and "course's own answer" in feedback.message, feedback.message

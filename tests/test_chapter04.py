@@ -583,3 +583,24 @@ def test_the_notebook_keeps_its_conventions():
     for cell in cells:
         if cell["cell_type"] == "code":
             assert len("".join(cell["source"]).splitlines()) < 15
+
+
+def test_the_checkers_own_experiments_are_refused():
+    def borrowed():
+        return chapter04.grad_factor_after(3), "b"
+
+    feedback = chapter04.check_no_zero_grad(borrowed)
+    assert not feedback.ok and "course's own answer" in feedback.message, feedback.message
+
+
+def test_sys_exit_and_a_function_that_never_returns_are_reported(monkeypatch):
+    import sys
+
+    monkeypatch.setattr(exercises, "TIME_LIMIT", 0.2)
+
+    def forever(params, lr):
+        while True:
+            pass
+
+    not_yet(chapter04.check_sgd_step(lambda params, lr: sys.exit(1)), "sys.exit()")
+    not_yet(chapter04.check_sgd_step(forever), "was stopped")
