@@ -3,6 +3,7 @@ refused, odd answers never raise, hints grow; the quiz key is true."""
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import math
@@ -219,6 +220,13 @@ def test_ce_grad_mistakes_fail_on_both_references():
     [
         (RIGHT_PREDICTION, True, "loss 1.461"),
         ({"lowest_loss": 1.46, "gradient": "(C)"}, True, "over 1000 times smaller"),
+        ({"lowest_loss": torch.tensor(1.4612), "gradient": " c"}, True, "loss 1.461"),
+        (
+            collections.OrderedDict(gradient="C", lowest_loss=np.float32(math.log(1 + 9 / math.e))),
+            True,
+            "loss 1.461",
+        ),
+        ({"lowest_loss": [1.461], "gradient": "c", "note": "extra keys are fine"}, True, "1.461"),
         ({"lowest_loss": 0.0, "gradient": "c"}, False, "near 0"),
         ({"lowest_loss": 2.46, "gradient": "c"}, False, "different lowest loss"),
         ({"lowest_loss": math.nan, "gradient": "c"}, False, "different lowest loss"),

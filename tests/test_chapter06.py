@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import math
 import os
+import types
 from pathlib import Path
 
 import numpy as np
@@ -436,6 +438,19 @@ def test_a_wrong_prediction_names_its_case(measured, case):
     assert not first.ok and case in first.message and "Hint:" not in first.message
     second = chapter06.check_break_it(wrong, X, Y)
     assert "Hint:" in second.message and chapter06.BREAK_HINTS[case] in second.message
+
+
+@pytest.mark.parametrize(
+    "predictions",
+    [
+        collections.OrderedDict(reversed(list(RIGHT.items()))),
+        types.MappingProxyType(RIGHT),
+        {**{k: v.upper() for k, v in RIGHT.items()}, "extra": "ignored"},
+    ],
+    ids=["OrderedDict", "mappingproxy", "upper case with an extra key"],
+)
+def test_right_predictions_in_other_containers_pass(measured, predictions):
+    assert chapter06.check_break_it(predictions).ok
 
 
 def test_letters_are_read_loosely(measured):
