@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -465,3 +467,24 @@ def test_the_quiz_numbers_are_true():
 def test_exercise_names_match_the_checkers():
     checkers = (chapter05.check_train_one_epoch, chapter05.check_accuracy)
     assert chapter05.EXERCISES == tuple(c.exercise for c in checkers)
+
+
+def test_the_course_s_loops_held_elsewhere_are_refused():
+    from mnist_course import training
+
+    def with_default(model, loader, optimizer, _f=training.train_epoch):
+        return _f(model, loader, optimizer)[0]
+
+    def the_checker_s_own(model, loader, optimizer):
+        losses = chapter05._reference_epoch(model, list(loader), optimizer)
+        return sum(losses) / len(losses)
+
+    for learner in (with_default, functools.partial(training.train_epoch), the_checker_s_own):
+        feedback = chapter05.check_train_one_epoch(learner)
+        assert not feedback.ok and "write it yourself, without" in feedback.message, feedback
+
+    def accuracy_with_default(model, loader, _e=training.evaluate):
+        return _e(model, loader)[1]
+
+    feedback = chapter05.check_accuracy(accuracy_with_default)
+    assert not feedback.ok and "write it yourself, without" in feedback.message
