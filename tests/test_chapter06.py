@@ -498,6 +498,9 @@ def test_odd_arguments_never_raise(measured):
 @pytest.mark.skipif(not os.environ.get(data.ENV_VAR), reason=f"set {data.ENV_VAR} to a real copy")
 def test_break_it_on_mnist():
     images, labels = chapter06._training_data()
+    split_images, split_labels = data.load_split("train")
+    assert torch.equal(images, split_images[: len(images)]) and len(images) == 6400
+    assert torch.equal(labels, split_labels[: len(labels)])
     for case, (model, lr, raw) in chapter06.BREAK_CASES.items():
         result = chapter06.run_trial(images, labels, model, lr, raw)
         assert chapter06.outcome(*result) == RIGHT[case], (case, result)
