@@ -326,13 +326,14 @@ def held_forbidden(fn: Any, forbidden: dict[int, str], limit: int = 2000) -> str
         seen.add(id(obj))
         if id(obj) in forbidden:
             return forbidden[id(obj)]
-        if _is_reference(obj) and not hasattr(obj, "exercise"):
-            return f"the course's own answer `{obj.__module__}.{obj.__name__}`"
-        if depth < 6:
-            try:
+        try:
+            if _is_reference(obj) and not hasattr(obj, "exercise"):
+                name = getattr(obj, "__name__", type(obj).__name__)
+                return f"the course's own answer `{obj.__module__}.{name}`"
+            if depth < 6:
                 stack.extend((child, depth + 1) for child in _children(obj))
-            except Exception:  # an odd object: nothing more to look into
-                continue
+        except Exception:  # an odd object (its attributes raise): nothing more to look into
+            continue
     return None
 
 
@@ -445,7 +446,7 @@ def run_learner(
         raise NotYet(f"write it yourself, without {label}.")
     try:
         with (
-            forbid(forbidden, getattr(fn, "__globals__", None)) as called,
+            forbid(forbidden, _globals_of(fn)) as called,
             _FunctionGuard(originals, no_autograd, called),
             _OpGuard(ops or {}, called),
             np.errstate(all="ignore"),
@@ -486,6 +487,11 @@ def call(
     if result is None:
         raise NotYet("your function returned None: did you forget `return`?")
     return result
+
+
+def _globals_of(fn: Any) -> dict[str, Any] | None:
+    """The module globals of a plain function (None for other callables)."""
+    return fn.__globals__ if isinstance(fn, types.FunctionType) else None
 
 
 def _safe_str(value: Any) -> str:

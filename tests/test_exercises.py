@@ -332,3 +332,25 @@ def test_autograd_is_refused_when_the_gradient_is_the_exercise(answer):
 
 def test_a_hand_written_gradient_is_not_mistaken_for_autograd():
     assert check_no_autograd(lambda z: torch.softmax(z, 1) - torch.eye(3)[:1]).ok
+
+
+class Trap:
+    """A global whose every attribute access raises."""
+
+    def __getattr__(self, name):
+        raise RuntimeError("no attributes here")
+
+    def __call__(self, z):
+        return mine(z)
+
+
+TRAP = Trap()
+
+
+def uses_the_trap(z):
+    return TRAP(z)
+
+
+def test_odd_objects_held_by_the_answer_never_raise():
+    assert check_softmax(uses_the_trap).ok
+    assert check_softmax(Trap()).ok
