@@ -8,6 +8,11 @@
 - ``models``: the lecture notes' MLP and a small CNN
 - ``training``: training and evaluation loops, the one-cycle recipe, checkpoints
 - ``plots``: the figures, one function per picture
+- ``measured``: the benchmarks' stored results (``results/*.csv``, read by chapter 5)
+- ``grade``, ``sandbox``, ``gradebook``: ``mnist-course grade`` (running learner notebooks
+  with limits, as another account when root; the tables, gradebook CSV and feedback)
+- ``student``, ``slides``, ``handout``: learner copies, offline decks, and handing the
+  chapters out into a student's copy (the hub's update rules)
 - ``cli``: the ``mnist-course`` command line (``check`` and ``train`` need only a plain
   install; ``student``, ``slides`` and ``grade``, the teacher's tools, need the ``lab`` extra)
 """

@@ -42,6 +42,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import re
 import secrets
 import sys
@@ -453,7 +454,8 @@ def main(paths: list[Path], json_out: Path | None = None, timeout: float = 300,
             return fail(f"{what} {path} is a folder; name a file, e.g. {Path(path) / 'grades'}")
     if feedback_dir is not None and Path(feedback_dir).exists() and not Path(feedback_dir).is_dir():
         return fail(f"--feedback {feedback_dir} is a file; name a folder (one file per learner)")
-    limits = sandbox.Limits(timeout=timeout, memory_gb=memory_gb, user=user, trusted=trusted)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    limits = sandbox.Limits(timeout, memory_gb, user, trusted, threads)
     try:
         sandbox.check_account(sandbox.account(user, trusted))
     except sandbox.SandboxError as err:

@@ -54,6 +54,7 @@ class Limits:
     memory_gb: float = 4.0
     user: str | None = None  # None: the grader's own account
     trusted: bool = False  # the course's own notebooks (tests): may run as root
+    threads: int | None = None  # OMP_NUM_THREADS for the kernel (None: PyTorch's default)
 
     @property
     def cpu_seconds(self) -> int:
@@ -128,7 +129,7 @@ def _as(entry: pwd.struct_passwd | None) -> dict[str, Any]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-def _environment(home: Path) -> dict[str, str]:
+def _environment(home: Path, threads: int | None = None) -> dict[str, str]:
     """The worker's whole environment: nothing of the teacher's but the course's settings."""
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
@@ -138,6 +139,8 @@ def _environment(home: Path) -> dict[str, str]:
         "MNIST_COURSE_DEVICE": os.environ.get("MNIST_COURSE_DEVICE", "cpu"),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    if threads is not None:  # notebooks graded side by side share the cores, not fight for them
+        env["OMP_NUM_THREADS"] = str(threads)
     if os.environ.get("MNIST_COURSE_DATA"):
         env["MNIST_COURSE_DATA"] = str(Path(os.environ["MNIST_COURSE_DATA"]).absolute())
     return env
@@ -179,7 +182,7 @@ def run_notebook(notebook: dict[str, Any], folder: Path, limits: Limits) -> Exec
         }
         process = subprocess.Popen(
             [sys.executable, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, cwd=workdir, env=_environment(home),
+            stderr=subprocess.PIPE, cwd=workdir, env=_environment(home, limits.threads),
             start_new_session=True, umask=0o077, **_as(entry),
         )  # fmt: skip
         try:

@@ -1,5 +1,9 @@
 """Fixtures shared by the unit tests."""
 
+import shutil
+from pathlib import Path
+
+import public
 import pytest
 from browser import browser  # noqa: F401  (headless Chromium, or a skip; a failure in CI)
 from tiny_mnist import tiny  # noqa: F401  (a tiny valid MNIST in a temp folder)
@@ -9,3 +13,26 @@ from tiny_mnist import tiny  # noqa: F401  (a tiny valid MNIST in a temp folder)
 def private_cache(monkeypatch, tmp_path_factory):
     """Each test gets its own cache folder (the data's verified stamp goes there), not ~/.cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def public_dir():
+    """A temporary folder every user can enter, for the whole run (tests/public.py)."""
+    folder = public.make_public_dir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def hub_dir(public_dir) -> Path:
+    """The hub's environment, built once per run (`make hub-install`; tests/public.py)."""
+    try:
+        return public.build_hub(public_dir)
+    except RuntimeError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(scope="session")
+def public_mnist(public_dir) -> tuple[Path, bool]:
+    """An MNIST root other users can read, and whether it is the real MNIST."""
+    return public.public_data(public_dir)

@@ -26,10 +26,8 @@ import secrets
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -78,12 +76,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def reachable(path: Path) -> bool:
-    """Whether users other than root can enter `path` (o+x on it and on every parent)."""
-    path = path.resolve()
-    return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
 
 
 def api(base: str, method: str, path: str, token: str, body=None) -> tuple[int, object]:
@@ -283,53 +275,10 @@ class Hub:
 
 
 @pytest.fixture(scope="module")
-def public_dir():
-    """A temporary folder every user can enter (pytest's own tmp_path is private to root)."""
-    base = next(
-        (Path(d) for d in (tempfile.gettempdir(), "/tmp", "/var/tmp") if reachable(Path(d))),
-        None,
-    )
-    if base is None:
-        pytest.fail("no temporary folder that other users can enter (/tmp, /var/tmp)")
-    folder = Path(tempfile.mkdtemp(prefix="mnist-course-hub-", dir=base))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def hub_dir(public_dir) -> Path:
-    """The hub's environment: build/hub when students can reach this checkout (kept: later runs
-    reuse it), else a temporary folder (a CI checkout may sit in a private folder)."""
-    folder = ROOT / "build" / "hub" if reachable(ROOT) else public_dir / "hub"
-    began = time.monotonic()
-    done = subprocess.run(
-        ["make", "-s", "hub-install", f"HUB_DIR={folder}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=3600,
-    )  # fmt: skip
-    assert done.returncode == 0, f"make hub-install failed:\n{done.stdout}\n{done.stderr}"
-    print(f"\nmake hub-install: {time.monotonic() - began:.1f} s ({folder})")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def data_root(public_dir) -> Path:
-    """The shared MNIST folder: $MNIST_COURSE_DATA when students can read it, else a copy (or,
-    with no MNIST here, four small stand-in files: only access to the folder is checked)."""
-    given = os.environ.get("MNIST_COURSE_DATA", "")
-    raw = Path(given) / "MNIST" / "raw" if given else None
-    if raw is not None and raw.is_dir() and reachable(raw):
-        return Path(given)
-    copy = public_dir / "data" / "MNIST" / "raw"
-    if raw is not None and raw.is_dir():
-        shutil.copytree(raw, copy)
-    else:
-        copy.mkdir(parents=True)
-        for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
-            (copy / name).write_bytes(b"\0\0\x08\x03" + bytes(12))
-    for path in [public_dir / "data", *(public_dir / "data").rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return public_dir / "data"
+def data_root(public_mnist) -> Path:
+    """The shared MNIST folder students read (tests/public.py; stand-ins when there is none:
+    only access to the folder is checked here)."""
+    return public_mnist[0]
 
 
 @contextmanager
