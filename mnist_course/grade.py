@@ -210,7 +210,10 @@ def _grade_exercise(name: str, checker: Any | None, answers: list[Any], ran: set
     if index not in ran:
         if run.timed_out:
             return Result(ERROR, f"timed out after {timeout:g} s")
-        return Result(ERROR, f"the checker cell did not run ({run.stopped or 'the kernel died'})")
+        why = run.stopped or "the kernel died"
+        if why == "the kernel died":  # a crash, or a limit (SIGXCPU for CPU time)
+            why += ": it crashed, or used up its CPU time"
+        return Result(ERROR, f"the checker cell did not run ({why})")
     if verdict is not None:
         return verdict
     for answer in answers:

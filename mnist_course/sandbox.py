@@ -55,10 +55,13 @@ class Limits:
     user: str | None = None  # None: the grader's own account
     trusted: bool = False  # the course's own notebooks (tests): may run as root
     threads: int | None = None  # OMP_NUM_THREADS for the kernel (None: PyTorch's default)
+    cpu_limit: float | None = None  # CPU seconds per process (None: see cpu_seconds)
 
     @property
     def cpu_seconds(self) -> int:
         """CPU time for the kernel: the timeout on every core, plus a minute for start-up."""
+        if self.cpu_limit is not None:
+            return math.ceil(self.cpu_limit)
         return math.ceil(self.timeout * (os.cpu_count() or 1) + 60)
 
 

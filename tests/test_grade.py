@@ -225,8 +225,20 @@ def test_a_notebook_whose_kernel_dies(tmp_path):
     graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=TRUSTED)
     assert graded.exercises["double"].status == "correct"
     assert graded.exercises["square"] == grade.Result(
-        "error", "the checker cell did not run (the kernel died)"
+        "error",
+        "the checker cell did not run (the kernel died: it crashed, or used up its CPU time)",
     )
+
+
+def test_cpu_time_is_limited(tmp_path):
+    """A busy loop is stopped by the CPU-time limit long before the timeout."""
+    nb = toy()
+    nb.cells.insert(4, code("while True:\n    pass"))
+    limits = sandbox.Limits(timeout=300, cpu_limit=20, trusted=True)
+    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=limits)
+    assert graded.exercises["double"].status == "correct"
+    assert "used up its CPU time" in graded.exercises["square"].message
+    assert not graded.timed_out and graded.stopped == "the kernel died"
 
 
 def test_a_folder_per_learner_table_json_and_exit_code(tmp_path, capsys):
