@@ -33,6 +33,7 @@ import itertools
 import signal
 import sys
 import threading
+import time
 import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -86,13 +87,14 @@ verdicts: dict[str, Feedback] = {}
 SEED = 0
 _draws: dict[str, int] = {}
 
-# Seconds a learner's function may run before it is stopped (0: no limit).
+# Seconds a learner's function may run before it is stopped, and a whole check (0: no limit).
 TIME_LIMIT = 60.0
+CHECK_TIME_LIMIT = 600.0
 
 
 class TimedOut(BaseException):
-    """The learner's function ran past :data:`TIME_LIMIT` (a BaseException: ``except
-    Exception`` in the learner's code does not swallow it)."""
+    """Code ran past its time limit (the seconds are ``args[0]``). A BaseException, so
+    ``except Exception`` in the learner's code does not swallow it."""
 
 
 def checker(
@@ -116,7 +118,8 @@ def checker(
 
         def _run_check(*args: Any, hint: int | None = None, **kwargs: Any) -> Feedback:
             try:
-                message = check(*args, **kwargs)
+                with time_limit(CHECK_TIME_LIMIT):
+                    message = check(*args, **kwargs)
             except NotYet as not_yet:
                 _failures[name] = _failures.get(name, 0) + 1
                 level = hint if isinstance(hint, int) else _failures[name]
@@ -126,7 +129,14 @@ def checker(
                 elif not_yet.hint:
                     text += " (Run the check again, or pass hint=2, for a hint.)"
                 return Feedback(name, False, text)
-            except (Exception, SystemExit, TimedOut) as err:  # still no crash
+            except TimedOut as err:  # e.g. an answer whose __float__ never returns
+                return Feedback(
+                    name,
+                    False,
+                    f"the check ran for more than {err.args[0]:g} s and was stopped; "
+                    f"it expects {expects}.",
+                )
+            except (Exception, SystemExit) as err:  # still no crash
                 return Feedback(
                     name,
                     False,
@@ -401,19 +411,25 @@ class _FunctionGuard(TorchFunctionMode):
 
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Raise :class:`TimedOut` in the code inside after ``seconds`` (main thread, with SIGALRM)."""
+    """Raise :class:`TimedOut` in the code inside after ``seconds`` (main thread, with SIGALRM).
+
+    Nests: inside an enclosing limit that ends sooner, the enclosing one stays in
+    charge; otherwise the enclosing limit is restored, less the time spent, on exit.
+    """
     usable = (
         seconds > 0
         and hasattr(signal, "setitimer")
         and threading.current_thread() is threading.main_thread()
     )
-    if not usable:
+    outer_left = signal.getitimer(signal.ITIMER_REAL)[0] if usable else 0.0
+    if not usable or 0 < outer_left <= seconds:
         yield
         return
 
     def alarm(signum: int, frame: Any) -> None:
-        raise TimedOut()
+        raise TimedOut(seconds)
 
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -421,6 +437,9 @@ def time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_left:
+            left = outer_left - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
 
 
 def run_learner(
@@ -457,7 +476,9 @@ def run_learner(
             result = fn(*args)
     except ForbiddenCall as err:
         raise NotYet(f"write it yourself, without {err}.") from None
-    except TimedOut:
+    except TimedOut as err:
+        if err.args and err.args[0] != TIME_LIMIT:
+            raise  # an enclosing limit (the whole check's): not this function's own
         raise NotYet(
             f"your function ran for more than {TIME_LIMIT:g} s and was stopped: "
             "does a loop never end?"

@@ -354,3 +354,31 @@ def uses_the_trap(z):
 def test_odd_objects_held_by_the_answer_never_raise():
     assert check_softmax(uses_the_trap).ok
     assert check_softmax(Trap()).ok
+
+
+class Endless:
+    """A returned object whose conversion to an array never ends."""
+
+    def __array__(self, *args, **kwargs):
+        while True:
+            pass
+
+
+def test_a_check_that_never_ends_is_stopped_too(monkeypatch):
+    monkeypatch.setattr(ex, "CHECK_TIME_LIMIT", 0.3)
+    feedback = check_softmax(lambda z: Endless())
+    assert not feedback.ok and "the check ran for more than 0.3 s" in feedback.message
+    assert "it expects" in feedback.message
+    assert check_softmax(mine).ok
+
+
+def test_time_limits_nest(monkeypatch):
+    import signal
+
+    monkeypatch.setattr(ex, "TIME_LIMIT", 0.2)
+    with ex.time_limit(30):
+        with pytest.raises(ex.NotYet, match="more than 0.2 s"):
+            ex.call(lambda: exec("while True: pass"))
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 0 < left <= 30  # the enclosing limit is back
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
