@@ -17,6 +17,13 @@ import torch.nn.functional as F
 
 from mnist_course import chapter01, exercises, losses
 
+
+@pytest.fixture(autouse=True)
+def fresh_draws(monkeypatch):
+    """Each test starts from the first draw (the notebook's inputs), whatever ran before."""
+    monkeypatch.setattr(exercises, "_draws", {})
+
+
 ROOT = Path(__file__).resolve().parents[1]
 CHECKERS = {
     "softmax": chapter01.check_softmax,

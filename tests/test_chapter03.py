@@ -17,6 +17,13 @@ from torchvision import transforms
 
 from mnist_course import chapter03, data, exercises
 
+
+@pytest.fixture(autouse=True)
+def fresh_draws(monkeypatch):
+    """Each test starts from the first draw (the notebook's inputs), whatever ran before."""
+    monkeypatch.setattr(exercises, "_draws", {})
+
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_mnist_data.ipynb"
 

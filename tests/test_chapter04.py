@@ -14,6 +14,13 @@ from torch import nn
 
 from mnist_course import chapter04, exercises
 
+
+@pytest.fixture(autouse=True)
+def fresh_draws(monkeypatch):
+    """Each test starts from the first draw (the notebook's inputs), whatever ran before."""
+    monkeypatch.setattr(exercises, "_draws", {})
+
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "04_softmax_regression.ipynb"
 

@@ -12,6 +12,13 @@ import torch.nn.functional as F
 
 from mnist_course import chapter07, data, exercises
 
+
+@pytest.fixture(autouse=True)
+def fresh_draws(monkeypatch):
+    """Each test starts from the first draw (the notebook's inputs), whatever ran before."""
+    monkeypatch.setattr(exercises, "_draws", {})
+
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "07_many_processes.ipynb"
 ODD_RETURNS = [None, (1, 2), "12", float("nan"), {"share": 1}, torch.zeros(2, 2), [[1], [2]]]
