@@ -444,3 +444,10 @@ def test_the_notebook_lists_the_exercises_in_order():
     for cell in cells:
         if "answer" in cell["metadata"].get("tags", []):
             assert "### BEGIN SOLUTION" in "".join(cell["source"])
+
+
+def test_the_checker_s_own_statistics_are_refused():
+    feedback = check_normalize(lambda im: chapter03._reference_stats(im))
+    assert not feedback.ok and "course's own answer" in feedback.message, feedback.message
+    feedback = check_normalize(functools.partial(chapter03._reference_stats))
+    assert not feedback.ok and "course's own answer" in feedback.message, feedback.message
