@@ -86,7 +86,9 @@ def _cases(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     large[0, large[0].argmin()] = -1000 - 100 * rng.random()  # exp(-2000) underflows
     large[1] += -(900 + 100 * rng.random()) - large[1].max()
     large[2] /= 100
-    return small, labels, large, rng.integers(0, c, size=3)
+    large_labels = rng.integers(0, c, size=3)
+    large_labels[0] = large[0].argmin()  # its probability underflows: log(softmax) gives inf
+    return small, labels, large, large_labels
 
 
 def _far_rows(seed: int, c: int) -> np.ndarray:
@@ -172,7 +174,12 @@ def _rows(name: str, fn: Any, reference: Callable[..., np.ndarray], forbidden: d
             if case.ndim != 1:
                 raise
             symptom = f"for one sample (z of shape {case.shape}, a single row): {not_yet.symptom}"
-            raise NotYet(symptom, not_yet.hint) from None
+            raise NotYet(
+                symptom,
+                "a z of shape (C,) is itself the one row: its max and its sum run over all of "
+                "z. Working along axis=-1 (with keepdims=True) handles both shapes without a "
+                "loop.",
+            ) from None
     overflow = (
         "nan or inf for huge logits like [1000, 0, -1000]: exp() overflows.",
         "subtract each row's own maximum before exp(): every logit of a row moves by the "
@@ -204,7 +211,11 @@ def _rows(name: str, fn: Any, reference: Callable[..., np.ndarray], forbidden: d
                 "so no probability is ever computed.",
             )
         if not np.isfinite(got).all():
-            raise NotYet(*overflow)
+            raise NotYet(
+                "nan or inf for huge logits like [1000, 0, -1000]: an exp() overflowed, or a "
+                "value underflowed to 0 before a division or a log.",
+                overflow[1],
+            )
         raise NotYet(
             "right on small logits, but wrong on huge ones like [1000, 0, -1000].",
             "after the max shift the largest logit of each row is 0: check that row by hand.",
@@ -212,11 +223,17 @@ def _rows(name: str, fn: Any, reference: Callable[..., np.ndarray], forbidden: d
     rows = _far_rows(seed, small.shape[1])
     got = exercises.as_array(exercises.call(fn, rows.copy(), **forbidden))
     if not _matches(got, rows, reference):
+        if got.shape == rows.shape and _same(got, _naive(name, rows, rows.max())):
+            raise NotYet(
+                "you subtracted the maximum of the whole batch: a row whose logits lie far "
+                "below the others' then underflows to exp() = 0 (nan or inf).",
+                "subtract each row's own maximum: take the max along the last axis, "
+                "with keepdims=True.",
+            )
         raise NotYet(
-            "you subtracted the maximum of the whole batch: a row whose logits lie far "
-            "below the others' then underflows to exp() = 0 (nan or inf).",
-            "subtract each row's own maximum: take the max along the last axis, "
-            "with keepdims=True.",
+            "nan, inf or wrong values for rows whose logits lie far apart (their maxima "
+            "about 800 apart).",
+            "subtract each row's own maximum: every logit of a row moves by the same amount.",
         )
     return "right on ordinary and on huge logits (no overflow)."
 
@@ -290,7 +307,7 @@ def _compare_loss(value: float, expected: float, mistakes: list[tuple[float, str
         raise NotYet(f"your loss is {value} on ordinary logits.", _CE_HINT)
     raise NotYet(
         f"your loss is {'too high' if value > expected else 'too low'} for a test batch "
-        "(none of the usual mistakes gives it either).",
+        "(and none of the usual mistakes gives this value).",
         _CE_HINT,
     )
 

@@ -112,13 +112,15 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     """
     seed = exercises.draw("cross_entropy")
     Z, Y = _batch(seed)
-    _check_ce_case(fn, Z, Y)
+    _check_ce_case(fn, Z, Y, far_apart=False)
     huge, labels = _huge_batch(seed)
-    _check_ce_case(fn, huge, labels)
+    _check_ce_case(fn, huge, labels, far_apart=True)
     return "matches F.cross_entropy (to 1e-5): CrossEntropyLoss = LogSoftmax + NLLLoss."
 
 
-def _check_ce_case(fn: Callable[..., Any], Z: torch.Tensor, Y: torch.Tensor) -> None:
+def _check_ce_case(
+    fn: Callable[..., Any], Z: torch.Tensor, Y: torch.Tensor, far_apart: bool
+) -> None:
     value = exercises.as_array(exercises.call(fn, Z.clone(), Y.clone(), forbidden=CE_FORBIDDEN))
     if value.size != 1:
         raise NotYet(
@@ -126,13 +128,19 @@ def _check_ce_case(fn: Callable[..., Any], Z: torch.Tensor, Y: torch.Tensor) -> 
             "nll_loss with its default reduction='mean' gives one number.",
         )
     value = float(value.reshape(()))
+    if not math.isfinite(value) and not far_apart:
+        raise NotYet(
+            f"your loss is {value} on ordinary logits.",
+            "the loss is nll_loss of the log-probabilities, and log_softmax gives them: "
+            "check what each step of your function returns.",
+        )
     if not math.isfinite(value):
         raise NotYet(
             f"your loss is {value} for logits far apart (a true class 150 or more below its "
-            "row's largest logit): its softmax probability underflows to 0 in float32, and "
-            "log(0) = -inf.",
-            "take log_softmax of the logits (it never computes the probability itself), "
-            "not the log of a softmax.",
+            "row's largest logit): in float32 a probability that small underflows to 0, and "
+            "log(0) = -inf; an exp() of a logit above 88.7 overflows to inf.",
+            "take log_softmax of the logits (it never computes the probability itself and "
+            "shifts each row by its maximum), not the log of a softmax.",
         )
     probs = torch.softmax(Z, dim=1)
     specific = [
@@ -209,7 +217,7 @@ def _grad_mistakes(logits: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndar
         (
             p / n,
             "every entry of your gradient is positive: the one-hot target was not subtracted.",
-            "subtract 1 at each row's true class.",
+            "subtract 1 at each row's true class before dividing by N.",
         ),
         (
             p,

@@ -375,8 +375,8 @@ def check_accuracy(accuracy: Callable[..., Any]) -> str:
         wrong = {
             "a percentage; return a fraction in [0, 1]": 100 * expected,
             "the number of correct predictions; divide it by the number of images": sum(correct),
-            "the mean of the batches' accuracies, but the last batch is smaller (10 "
-            "images, not 32): count the correct ones and divide by the total once": float(
+            f"the mean of the batches' accuracies, but the last batch is smaller ({sizes[-1]} "
+            f"images, not {BATCH}): count the correct ones and divide by the total once": float(
                 np.mean([k / s for k, s in zip(correct, sizes, strict=True)])
             ),
             "correct / (number of batches x batch size), but the last batch is smaller: "

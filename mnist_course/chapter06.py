@@ -443,8 +443,9 @@ def check_break_it(predictions: Any, *ignored: Any) -> str:
         finite, last_loss, steps_run = run_trial(images, labels, model, lr, raw)
         happened[case] = outcome(finite, last_loss)
         if steps_run < STEPS:
-            stopped.append(f"{case} stopped at step {steps_run}, its loss no longer a number")
-    ran = f"running each case for {STEPS} steps" + (f" ({'; '.join(stopped)})" if stopped else "")
+            stopped.append(f"{case} stopped at step {steps_run}, its loss nan or inf")
+    ran = f"running each case for up to {STEPS} steps"
+    ran += f" ({'; '.join(stopped)})" if stopped else ""
     wrong = [case for case in BREAK_CASES if happened[case] and read[case] != happened[case]]
     if wrong:
         raise NotYet(

@@ -526,28 +526,31 @@ def _safe_str(value: Any) -> str:
 def a_type(value: Any) -> str:
     """``a list``, ``an int``: the type of ``value`` with its article."""
     name = type(value).__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+    # 'u' reads as "you" in the names a learner meets (uint8, ufunc): "a uint8"
+    return f"{'an' if name[:1].lower() in 'aeio' else 'a'} {name}"
 
 
-def as_array(value: Any, what: str = "your function") -> np.ndarray:
-    """The answer as a float64 array, or :class:`NotYet` saying why it cannot be one."""
+def as_array(
+    value: Any, what: str = "your function", want: str = "an array or a tensor"
+) -> np.ndarray:
+    """The answer as a float64 array, or :class:`NotYet` saying why it cannot be one
+    (``want``: what the exercise asks for, named in that message)."""
     if isinstance(value, tuple):
-        raise NotYet(f"{what} returned a tuple of {len(value)} items; return a single array.")
+        raise NotYet(f"{what} returned a tuple of {len(value)} items; return {want}.")
     try:
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().double().numpy()
         array = np.asarray(value, dtype=np.float64)
     except Exception:
         raise NotYet(
-            f"{what} returned {a_type(value)}, which is not an array of numbers: return an array "
-            "or a tensor."
+            f"{what} returned {a_type(value)}, which is not an array of numbers: return {want}."
         ) from None
     return array
 
 
 def as_float(value: Any, what: str = "your function") -> float:
     """The answer as one number, or :class:`NotYet` saying why it is not one."""
-    array = as_array(value, what)
+    array = as_array(value, what, want="one number")
     if array.size != 1:
         raise NotYet(f"{what} returned shape {array.shape}; return one number.")
     return float(array.reshape(()))

@@ -50,7 +50,7 @@ class QuizResult:
     __repr__ = __str__
 
 
-FORM = '{1: "b", 2: 2.3, ...}'
+FORM = '{1: "<letter>", 2: <number>, ...}'
 
 
 def _read_number(given: Any) -> float | None:
@@ -83,8 +83,9 @@ def _shown(given: Any) -> str:
     if isinstance(given, (str, int, float)):
         text = repr(given)
         return text if len(text) <= 40 else text[:37] + "..."
-    name = type(given).__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+    from mnist_course.exercises import a_type
+
+    return a_type(given)
 
 
 def _given(answers: Mapping[Any, Any], number: int) -> Any:

@@ -151,6 +151,16 @@ def test_each_statistics_mistake_has_its_message(expected, pixel_stats):
     assert expected in feedback.message, feedback.message
 
 
+def test_a_refused_layer_gets_its_own_hint_not_the_uint8_one():
+    def by_layer(images):
+        flat = images.float().div(255).reshape(1, 1, -1)
+        F.batch_norm(flat, None, None, training=True)
+        return flat.mean(), flat.std()
+
+    feedback = check_normalize(by_layer, lambda im, m, s: im, hint=2)
+    assert not feedback.ok and "uint8" not in feedback.message, feedback.message
+
+
 def test_mean_of_uint8_gets_the_float_hint():
     feedback = check_normalize(lambda im: (im.mean(), im.std()), hint=2)
     assert not feedback.ok

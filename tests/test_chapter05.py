@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -488,3 +489,14 @@ def test_the_course_s_loops_held_elsewhere_are_refused():
 
     feedback = chapter05.check_accuracy(accuracy_with_default)
     assert not feedback.ok and "write it yourself, without" in feedback.message
+
+
+def test_the_last_batch_size_named_is_the_one_checked():
+    """After the notebook's first check, each check draws a last batch of another size."""
+    chapter05.check_accuracy(accuracy())  # the first check: the notebook's case
+    feedback = chapter05.check_accuracy(accuracy(per_batch=True))
+    size = re.search(r"the last batch is smaller \((\d+) images, not 32\)", feedback.message)
+    assert size, feedback.message
+    seed = exercises.SEED + exercises._draws["accuracy"] - 1  # the seed that check drew
+    _, loader, _ = chapter05.accuracy_case(seed)
+    assert [len(y) for _, y in loader][-1] == int(size[1])

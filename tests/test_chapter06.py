@@ -402,7 +402,7 @@ X, Y = torch.zeros(8, 1, 28, 28), torch.zeros(8, dtype=torch.long)
 def test_right_predictions_pass(measured):
     feedback = chapter06.check_break_it(RIGHT, X, Y)
     assert feedback.ok, feedback.message
-    assert "confirmed by running each case for 100 steps" in feedback.message
+    assert "confirmed by running each case for up to 100 steps" in feedback.message
     assert "mlp, lr=1 stopped at step 7" in feedback.message  # the steps that really ran
     assert len(measured) == len(chapter06.BREAK_CASES)
 

@@ -384,3 +384,10 @@ def test_time_limits_nest(monkeypatch):
         left = signal.getitimer(signal.ITIMER_REAL)[0]
         assert 0 < left <= 30  # the enclosing limit is back
     assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+def test_a_type_reads_as_english():
+    assert ex.a_type(1) == "an int"
+    assert ex.a_type([]) == "a list"
+    assert ex.a_type(np.uint8(3)) == "a uint8"
+    assert ex.a_type(np.add) == "a ufunc"

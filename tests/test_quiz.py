@@ -110,7 +110,7 @@ def test_a_number_in_a_one_element_array_is_read():
 def test_answers_that_are_not_a_dict_say_what_form_is_expected(answers):
     result = quiz.check("c", KEY, answers)
     assert result.right == 0
-    assert '{1: "b"' in result.lines[0] and "dict" in result.lines[0]
+    assert '{1: "<letter>", 2: <number>' in result.lines[0] and "dict" in result.lines[0]
 
 
 def test_an_unreadable_answer_says_what_it_expects_and_uses_the_right_article():
