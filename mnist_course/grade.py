@@ -58,7 +58,7 @@ from mnist_course import sandbox
 
 CORRECT, NOT_YET, ERROR = "correct", "not yet", "error"
 ANSWER_TAG, CHECKER_TAG, QUIZ_TAG = "answer", "checker", "quiz"
-SKIP_DIRS = {".ipynb_checkpoints", "__pycache__", ".git"}
+SKIP_DIRS = sandbox.SKIP_DIRS  # checkpoints and caches: never graded, never copied
 
 
 @dataclass
