@@ -369,6 +369,13 @@ QUIZ: dict[int, quiz.Question] = {
         "float32's largest number is about 3.4e38 = e^88.72, so exp overflows above 88.72; "
         "float64's limit (709.78) does not protect PyTorch, which computes in float32.",
     ),
+    5: quiz.Question(
+        1.5 * math.log(2),
+        "the likelihood of the four labels is 1/2 * 1/4 * 1/8 * 1 = 1/64, and the mean "
+        "cross-entropy is -log(likelihood) / N = ln(64) / 4 = (ln 2 + ln 4 + ln 8 + 0) / 4 "
+        "= 1.5 ln 2 = 1.040.",
+        tolerance=0.01,
+    ),
 }
 
 

@@ -131,8 +131,8 @@ def _check_ce_case(
     if not math.isfinite(value) and not far_apart:
         raise NotYet(
             f"your loss is {value} on ordinary logits.",
-            "the loss is nll_loss of the log-probabilities, and log_softmax gives them: "
-            "check what each step of your function returns.",
+            "print what each step of your function returns on a small batch: "
+            "log-probabilities are finite and at most 0, and the loss is one finite number.",
         )
     if not math.isfinite(value):
         raise NotYet(
@@ -337,8 +337,9 @@ def check_double_softmax(fn: Callable[[], Any]) -> str:
     if letter.strip().strip("()").lower() != "c":
         raise NotYet(
             "running it does not confirm your answer about the gradient.",
-            "when one softmax output is close to 1, the softmax is flat there: its Jacobian "
-            "diag(p) - p p^T is close to 0, whatever comes after it.",
+            "the gradient reaching the logits passes through the extra softmax's Jacobian "
+            "diag(p) - p p^T. Work out its entries for a confident p, one entry close to 1 "
+            "and the others close to 0.",
         )
     times = "over 1000" if ratio > 1000 else f"{ratio:.0f}"
     return (
@@ -369,6 +370,12 @@ QUIZ: dict[int, quiz.Question] = {
         "b",
         "an ignored sample counts for nothing, not even in the mean's denominator: with one of "
         "three targets equal to ignore_index, the mean divides by 2 (without weights).",
+    ),
+    5: quiz.Question(
+        "b",
+        "a.permute(1, 0) swaps the two axes: the transpose [[0, 3], [1, 4], [2, 5]]. "
+        "a.view(3, 2) keeps the memory order 0, 1, ..., 5 and cuts it into rows of 2: "
+        "[[0, 1], [2, 3], [4, 5]]. Same shape, different tables.",
     ),
 }
 

@@ -449,9 +449,9 @@ def test_exercises_in_notebook_order():
 
 
 def test_the_quiz_key_is_right_and_true():
-    result = chapter01.check_quiz({1: "b", 2: 2.303, 3: "c", 4: "b"})
-    assert result.ok and result.total == 4
-    assert not chapter01.check_quiz({1: "a", 2: 0.0, 3: "a", 4: "a"}).right
+    result = chapter01.check_quiz({1: "b", 2: 2.303, 3: "c", 4: "b", 5: 1.04})
+    assert result.ok and result.total == 5
+    assert not chapter01.check_quiz({1: "a", 2: 0.0, 3: "a", 4: "a", 5: 0.0}).right
     assert "not answered yet" in str(chapter01.check_quiz({}))
     # 1: softmax is shift-invariant
     np.testing.assert_allclose(losses.softmax([2, 1, 0]), losses.softmax([102, 101, 100]))
@@ -469,3 +469,36 @@ def test_the_quiz_key_is_right_and_true():
     assert torch.isinf(torch.exp(torch.tensor(88.8))) and torch.isfinite(
         torch.exp(torch.tensor(88.7))
     )
+    # 5: the mean cross-entropy is -log(likelihood) / N
+    p_true = np.array([1 / 2, 1 / 4, 1 / 8, 1.0])
+    assert -np.log(p_true.prod()) / 4 == pytest.approx(chapter01.QUIZ[5].answer, abs=1e-12)
+    assert -np.log(p_true).mean() == pytest.approx(chapter01.QUIZ[5].answer, abs=1e-12)
+    assert round(chapter01.QUIZ[5].answer, 3) == 1.040  # the explanation's number
+    logits = np.log(np.array([[1 / 2, 1 / 2], [1 / 4, 3 / 4], [1 / 8, 7 / 8], [1.0, 0.0]]) + 1e-300)
+    assert float(losses.cross_entropy(logits, np.zeros(4, dtype=int))) == pytest.approx(
+        chapter01.QUIZ[5].answer, abs=1e-9
+    )
+    # a wrong reading: the likelihood itself, or the sum instead of the mean
+    for wrong in (1 / 64, math.log(64)):
+        assert not chapter01.check_quiz({5: wrong}).right
+
+
+def test_the_mse_section_holds():
+    """Section 5: the squared error's gradient through the softmax vanishes on a confident
+    mistake while cross-entropy's stays near 1 (checked against finite differences)."""
+
+    def mse(z, y):
+        return ((losses.softmax(z) - y) ** 2).sum()
+
+    y = np.array([1.0, 0.0, 0.0])
+    for w in (0.0, 5.0, 10.0):
+        z = np.array([0.0, w, 0.0])
+        p = losses.softmax(z)
+        formula = 2 * p * ((p - y) - (p * (p - y)).sum())
+        numeric = np.array([(mse(z + h, y) - mse(z - h, y)) / 2e-5 for h in np.eye(3) * 1e-5])
+        np.testing.assert_allclose(formula, numeric, atol=1e-8)
+        zt = torch.tensor(z, requires_grad=True)
+        # PyTorch's MSELoss averages over the C entries: the same gradient over C
+        F.mse_loss(torch.softmax(zt, 0), torch.tensor(y)).backward()
+        np.testing.assert_allclose(zt.grad.numpy(), formula / 3, atol=1e-12)
+    assert np.abs(formula).max() < 1e-3 < 0.99 < np.abs(p - y).max()

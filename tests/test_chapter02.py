@@ -419,9 +419,10 @@ def test_exercises_in_notebook_order():
 
 
 def test_the_quiz_key_is_right_and_true():
-    result = chapter02.check_quiz({1: "b", 2: "b", 3: 2.5, 4: "b"})
-    assert result.ok and result.total == 4
-    assert not chapter02.check_quiz({1: "a", 2: "a", 3: 3.5, 4: "a"}).right
+    result = chapter02.check_quiz({1: "b", 2: "b", 3: 2.5, 4: "b", 5: "b"})
+    assert result.ok and result.total == 5
+    assert not chapter02.check_quiz({1: "a", 2: "a", 3: 3.5, 4: "a", 5: "a"}).right
+    assert not chapter02.check_quiz({5: "c"}).right
     z = torch.tensor([[0.1, 0.2, 0.9], [0.7, 0.1, 0.2], [0.2, 0.5, 0.3]])
     # 1: class indices are torch.long; floats of shape (N,) are refused
     with pytest.raises(RuntimeError):
@@ -441,6 +442,24 @@ def test_the_quiz_key_is_right_and_true():
     y = torch.tensor([2, -100, 1])
     per_sample = F.cross_entropy(z, y, reduction="none")
     assert per_sample.sum().item() / 2 == pytest.approx(F.cross_entropy(z, y).item(), abs=1e-6)
+    # 5: permute(1, 0) is the transpose; view(3, 2) keeps the memory order
+    a = torch.arange(6).view(2, 3)
+    asked = [[0, 3], [1, 4], [2, 5]]
+    assert chapter02.QUIZ[5].answer == "b"
+    assert a.permute(1, 0).tolist() == asked and a.view(3, 2).tolist() != asked
+    assert a.view(3, 2).tolist() == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_the_hints_guide_without_giving_the_answer():
+    """A second-level hint never holds the answer: the double-softmax letter or the code."""
+    exercises._failures.clear()
+    wrong_letter = chapter02.check_double_softmax(
+        lambda: {"lowest_loss": 1.461, "gradient": "a"}, hint=2
+    ).message
+    assert "Hint:" in wrong_letter and "Jacobian" in wrong_letter
+    assert "close to zero" not in wrong_letter and "'c'" not in wrong_letter
+    nan_loss = chapter02.check_cross_entropy(lambda z, y: torch.tensor(math.nan), hint=2).message
+    assert "Hint:" in nan_loss and "log_softmax" not in nan_loss.split("Hint:")[1]
 
 
 @pytest.mark.parametrize(
