@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# Output-ignored notebook cells: their numbers, re-run, must still match the stored ones.
+pytest_plugins = ["tests.stale_numbers"]
+
 
 def pytest_configure(config):
     option = getattr(config.option, "nbval_sanitize_with", None)

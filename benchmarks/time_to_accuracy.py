@@ -20,6 +20,10 @@ evaluation): the notes' script (``benchmarks/notes_script.py``, stopping at 98%)
 ``--mode processes``: one process against several (chapter 7). The same whole-process
 timing of ``mnist-course train --model cnn --epochs 3``, alone and with ``--nproc N``
 (DistributedDataParallel started by torchrun; default N = 2), same seed and global batch.
+With ``--repeats R`` the two alternate (1, N, N, 1, 1, N, ...) so that a slow spell of the
+machine does not fall on one of them only; the machine's load average is recorded before
+and after each run, the medians and the spread are printed, and ``--write`` stores every
+run in ``mnist_course/results/processes.csv`` (what chapter 7 quotes).
 
 Prints a table and the speed-up of the course's MLP over the notes' to 98% (or, for
 processes, the time of N processes over one). Runs on the CPU unless --device says otherwise.
@@ -30,9 +34,11 @@ processes, the time of N processes over one). Runs on the CPU unless --device sa
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -148,19 +154,77 @@ def end_to_end(args) -> list[Result]:
     return [process("notes script", notes, 0.98), process("mnist-course train", course, 0.98)]
 
 
-def processes(args) -> list[Result]:
+RESULTS = HERE.parent / "mnist_course" / "results" / "processes.csv"
+PROCESS_FIELDS = ["run", "processes", "seconds", "test_acc", "load_before", "load_after", "cpus"]
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (0.0 where the system does not report one)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def alternating(repeats: int) -> list[int]:
+    """Which of the two to run, in order: 0, 1, 1, 0, 0, 1, ... (``repeats`` of each)."""
+    order = []
+    for r in range(repeats):
+        order += [0, 1] if r % 2 == 0 else [1, 0]
+    return order
+
+
+def processes(args) -> list[dict]:
+    """One process and ``--nproc`` processes, alternated ``--repeats`` times: one row per run."""
     root = str(data.data_root(args.data_root))
     cnn = [*course_command(), "train", "--model", "cnn", "--epochs", "3", "--no-progress",
            "--device", args.device, "--data-root", root, "--seed", str(args.seed)]  # fmt: skip
-    return [
-        process("1 process", cnn, 0.99),
-        process(f"{args.nproc} processes (DDP)", [*cnn, "--nproc", str(args.nproc)], 0.99),
+    pipelines = [
+        ("1 process", 1, cnn),
+        (f"{args.nproc} processes (DDP)", args.nproc, [*cnn, "--nproc", str(args.nproc)]),
     ]
+    rows = []
+    for run_number, which in enumerate(alternating(args.repeats), start=1):
+        name, count, command = pipelines[which]
+        before = load_average()
+        result = process(name, command, 0.99)
+        rows.append({
+            "run": run_number, "processes": count, "seconds": round(result.seconds, 1),
+            "test_acc": round(result.accuracy, 4), "load_before": round(before, 2),
+            "load_after": round(load_average(), 2), "cpus": os.cpu_count(),
+        })  # fmt: skip
+        print(
+            f"    load average {before:.2f} before, {rows[-1]['load_after']:.2f} after", flush=True
+        )
+    return rows
 
 
-def time_ratio(one: Result, many: Result) -> str:
-    """The closing line of ``--mode processes``: above 1 means the processes were slower."""
-    return f"{many.name} took {many.seconds / one.seconds:.2f}x the time of {one.name}"
+def summary(rows: list[dict]) -> str:
+    """Median and spread of each process count, and the ratio of the medians."""
+    lines = ["| processes | runs | median s | min s | max s | load before (max) |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    medians = {}
+    for count in sorted({int(r["processes"]) for r in rows}):
+        times = [float(r["seconds"]) for r in rows if int(r["processes"]) == count]
+        loads = [float(r["load_before"]) for r in rows if int(r["processes"]) == count]
+        medians[count] = statistics.median(times)
+        lines.append(
+            f"| {count} | {len(times)} | {medians[count]:.1f} | {min(times):.1f} | "
+            f"{max(times):.1f} | {max(loads):.2f} |"
+        )
+    one, many = medians[min(medians)], medians[max(medians)]
+    lines += ["", f"{max(medians)} processes took {many / one:.2f}x the median time of 1 process"]
+    return "\n".join(lines)
+
+
+def write_rows(rows: list[dict], path: Path) -> None:
+    """Store the runs as CSV, whole or not at all (written beside, then renamed)."""
+    partial = path.with_suffix(".csv.partial")
+    with partial.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=PROCESS_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.replace(path)
 
 
 def speed_up(notes: Result, course: Result) -> str:
@@ -192,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         "--mode", choices=["in-process", "end-to-end", "processes"], default="in-process"
     )
     parser.add_argument("--nproc", type=int, default=2, help="processes for --mode processes")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="--mode processes: runs of each, alternated"
+    )
+    parser.add_argument(
+        "--write", action="store_true", help=f"--mode processes: store the runs in {RESULTS.name}"
+    )
     parser.add_argument("--max-epochs", type=int, default=25, help="cap for the notes' pipeline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -203,11 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     if args.mode == "processes":
-        results = processes(args)
+        rows = processes(args)
         print()
-        print(table(results))
-        print()
-        print(time_ratio(*results))
+        print(summary(rows))
+        if args.write:
+            write_rows(rows, RESULTS)
+            print(f"stored in {RESULTS}")
         return 0
     if args.mode == "end-to-end":
         results = end_to_end(args)

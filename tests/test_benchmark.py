@@ -3,6 +3,7 @@ speed-up is computed when both pipelines reach the target."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import sys
@@ -63,7 +64,9 @@ def test_end_to_end_mode_runs_both_whole_processes(benchmark, tiny, capsys, monk
     assert "| notes script | 98% | 1 |" in out and "| mnist-course train | 98% | 3 |" in out
 
 
-def test_processes_mode_runs_one_and_two_processes(benchmark, tiny, capsys, monkeypatch):
+def test_processes_mode_alternates_and_stores_every_run(
+    benchmark, tiny, capsys, monkeypatch, tmp_path
+):
     from mnist_course import data
 
     specs = json.dumps([[f.name, f.magic, f.count, f.md5] for f in data.MNIST_FILES])
@@ -71,17 +74,26 @@ def test_processes_mode_runs_one_and_two_processes(benchmark, tiny, capsys, monk
 
     def process(name, command, target):  # (the real 2-process run is tests/test_distributed.py's)
         commands.append(command)
-        return benchmark.Result(name, target, 3, 10.0 * len(commands), 0.991)
+        seconds = 20.0 if "--nproc" in command else 10.0 + len(commands)
+        return benchmark.Result(name, target, 3, seconds, 0.991)
 
     monkeypatch.setattr(benchmark, "process", process)
     monkeypatch.setattr(benchmark, "course_command", lambda: ["mc", specs])
-    assert benchmark.main(["--mode", "processes", "--data-root", str(tiny)]) == 0
+    monkeypatch.setattr(benchmark, "RESULTS", tmp_path / "processes.csv")
+    argv = ["--mode", "processes", "--data-root", str(tiny), "--repeats", "3", "--write"]
+    assert benchmark.main(argv) == 0
     out = capsys.readouterr().out
+    many = ["--nproc" in c for c in commands]
+    assert many == [False, True, True, False, False, True]  # alternated
     assert commands[1] == [*commands[0], "--nproc", "2"] and "cnn" in commands[0]
-    assert (
-        "| 1 process | 99% | 3 | 10.0 |" in out and "| 2 processes (DDP) | 99% | 3 | 20.0 |" in out
-    )
-    assert "2 processes (DDP) took 2.00x the time of 1 process" in out
+    # one process took 11, 14 and 15 s (median 14); two took 20 s each
+    assert "| 1 | 3 | 14.0 | 11.0 | 15.0 |" in out and "| 2 | 3 | 20.0 | 20.0 | 20.0 |" in out
+    assert "2 processes took 1.43x the median time of 1 process" in out
+    with (tmp_path / "processes.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["processes"] for r in rows] == ["1", "2", "2", "1", "1", "2"]
+    assert set(rows[0]) == set(benchmark.PROCESS_FIELDS)
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def fake(name: str, seconds: float, accuracy: float):
