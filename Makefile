@@ -20,6 +20,9 @@ DEV_STAMP := $(VENV)/.installed-dev
 # Jupyter refuses to start as root unless told; containers often run as root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 LAB_ARGS ?=
+# PyTorch's idle OpenMP threads sleep instead of spinning (every kernel, test and command
+# started from here): beside a busy program, spinning made training tens of times slower.
+export OMP_WAIT_POLICY ?= PASSIVE
 LAB_DIR ?= notebooks
 UPGRADE_PIP ?= 1
 

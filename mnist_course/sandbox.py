@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mnist_course import WAIT_POLICY
+
 SKIP_DIRS = {".ipynb_checkpoints", "__pycache__", ".git"}
 WORKER = "from mnist_course import sandbox; sandbox.worker()"
 GRACE = 60.0  # seconds past the timeout before the worker itself is killed
@@ -141,6 +143,7 @@ def _environment(home: Path, threads: int | None = None) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "MNIST_COURSE_DEVICE": os.environ.get("MNIST_COURSE_DEVICE", "cpu"),
         "PYTHONDONTWRITEBYTECODE": "1",
+        **WAIT_POLICY,  # idle OpenMP threads sleep: kernels side by side never spin-wait
     }
     if threads is not None:  # notebooks graded side by side share the cores, not fight for them
         env["OMP_NUM_THREADS"] = str(threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -81,3 +82,29 @@ def test_unavailable_device_is_an_error_not_a_fallback(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(RuntimeError, match="1 GPU"):
         runtime.get_device("cuda:3")
+
+
+def test_importing_the_package_before_torch_makes_idle_threads_sleep():
+    """OpenMP reads OMP_WAIT_POLICY when torch loads: the package sets it first (no override)."""
+    import subprocess
+    import sys
+
+    code = "import os, mnist_course, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.stdout.strip() == "PASSIVE", done.stderr
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # a user's own choice stays
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.stdout.strip() == "ACTIVE", done.stderr
+
+
+def test_every_way_a_kernel_starts_sets_the_wait_policy():
+    from pathlib import Path
+
+    from mnist_course import sandbox
+
+    root = Path(__file__).resolve().parents[1]
+    assert sandbox._environment(Path("/nonexistent"))["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "export OMP_WAIT_POLICY ?= PASSIVE" in (root / "Makefile").read_text()
+    hub = (root / "deploy" / "jupyterhub" / "jupyterhub_config.py").read_text()
+    assert '"OMP_WAIT_POLICY": "PASSIVE"' in hub
