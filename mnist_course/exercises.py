@@ -8,7 +8,7 @@ built from the pieces here:
 - :func:`checker`: turns a checking function into a checker that never raises,
   whatever the learner's code returns or does, and whose hint grows: the first
   "Not yet" names the symptom, a second failing call (or ``hint=2``) adds a
-  stronger hint. The solution is never shown. A whole check is stopped after
+  stronger hint (hints point the way; none is the answer's code). A whole check is stopped after
   :data:`CHECK_TIME_LIMIT`;
 - :func:`call`: runs the learner's function with the library functions the
   exercise asks them to write made unavailable, however they are reached (by
