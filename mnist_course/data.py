@@ -393,10 +393,14 @@ def load_split(
     root: str | os.PathLike[str] | None = None,
     download: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One split (see :func:`split_indices`) as normalized tensors in memory (chapter 3)."""
+    """One split (see :func:`split_indices`) as normalized tensors in memory (chapter 3).
+
+    The tensors are the split's own (copies), not views: a view of the validation images
+    would keep all 60,000 training images alive.
+    """
     index = split_indices(split)
     images, labels = load_tensors(split != "test", root, download)
-    return images[index.start : index.stop], labels[index.start : index.stop]
+    return images[index.start : index.stop].clone(), labels[index.start : index.stop].clone()
 
 
 def split_dataset(

@@ -83,6 +83,12 @@ def check_environment(root: str | None = None) -> list[Check]:
         checks.append(Check("MNIST data", "missing", False, advice))
     except data.MNISTCorruptError as err:
         checks.append(Check("MNIST data", "corrupt", False, str(err)))
+    except NotADirectoryError:
+        advice = f"the data root is a file: set ${data.ENV_VAR} to the folder holding MNIST/raw/"
+        checks.append(Check("MNIST data", "not a folder", False, advice))
+    except OSError as err:  # unreadable folder, broken mount: a problem to fix, not a traceback
+        advice = f"cannot read the data root ({err.strerror}): check ${data.ENV_VAR} and its rights"
+        checks.append(Check("MNIST data", "unreadable", False, advice))
     return checks
 
 

@@ -249,3 +249,14 @@ def test_root_source_says_which_rule_applied(monkeypatch, tmp_path):
     monkeypatch.setenv(data.ENV_VAR, str(tmp_path))
     assert data.root_source() == f"${data.ENV_VAR}"
     assert data.root_source(tmp_path) == "the root argument"
+
+
+def test_load_split_returns_its_own_tensors_not_views_of_all_60000(monkeypatch):
+    images, labels = torch.zeros(60_000, 1, 2, 2), torch.zeros(60_000, dtype=torch.long)
+    monkeypatch.setattr(data, "load_tensors", lambda train, root, download: (images, labels))
+    val_x, val_y = data.load_split("val")
+    assert len(val_x) == data.VAL_SIZE == len(val_y)
+    # a view would share the 60,000 images' storage (and keep it alive)
+    assert val_x.untyped_storage().nbytes() == val_x.numel() * val_x.element_size()
+    assert val_y.untyped_storage().nbytes() == val_y.numel() * val_y.element_size()
+    assert val_x.untyped_storage().data_ptr() != images.untyped_storage().data_ptr()

@@ -65,3 +65,15 @@ def test_found_data_is_reported_without_a_path(tmp_path, monkeypatch):
     monkeypatch.setattr(env.data, "ensure_mnist", lambda root, download: tmp_path)
     checks = {c.name: c for c in env.check_environment(str(tmp_path))}
     assert checks["MNIST data"].ok and str(tmp_path) not in checks["MNIST data"].found
+
+
+def test_a_data_root_that_is_a_file_is_a_problem_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_COURSE_DEVICE", "cpu")
+    not_a_folder = tmp_path / "mnist.zip"
+    not_a_folder.write_bytes(b"PK")
+    monkeypatch.setenv(data.ENV_VAR, str(not_a_folder))
+    checks = {c.name: c for c in env.check_environment()}  # no traceback
+    assert checks["MNIST data"].found == "not a folder" and not checks["MNIST data"].ok
+    assert (
+        data.ENV_VAR in checks["MNIST data"].advice and "MNIST/raw/" in checks["MNIST data"].advice
+    )
