@@ -296,7 +296,7 @@ def digit_probabilities(model: torch.nn.Module, image28: ArrayLike) -> np.ndarra
             logits = model(model_input(image28).to(device))
     finally:
         model.train(was_training)
-    return torch.softmax(logits.double(), dim=1)[0].cpu().numpy()
+    return torch.softmax(logits.cpu().double(), dim=1)[0].numpy()  # (MPS has no float64)
 
 
 def prediction_text(probabilities: ArrayLike | None) -> str:

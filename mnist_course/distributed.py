@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from mnist_course import runtime
+
 # The variables torchrun sets in every process it starts.
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -115,10 +117,13 @@ def share_from_rank_0(values: Sequence[float]) -> list[float]:
 
 def check_nproc(nproc: int, device: str | None) -> None:
     """Refuse a number of processes this machine cannot run, saying what it can."""
-    wants_cuda = (device or "auto").startswith("cuda") or (
-        (device or "auto") == "auto" and torch.cuda.is_available()
-    )
-    if wants_cuda:
+    kind = runtime.get_device(device).type
+    if kind == "mps":
+        raise ValueError(
+            f"--nproc {nproc}: several processes cannot share an Apple GPU (MPS has no "
+            "backend for torch.distributed); use --device cpu (gloo), or leave --nproc out"
+        )
+    if kind == "cuda":
         gpus = torch.cuda.device_count()
         if nproc > gpus:
             raise ValueError(

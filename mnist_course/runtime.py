@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -27,16 +28,53 @@ def _mps_available() -> bool:
     return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
 
 
+def _arch_number(arch: str) -> int:
+    """``"sm_86"`` -> 86, ``"compute_90a"`` -> 90."""
+    return int("".join(ch for ch in arch.split("_", 1)[1] if ch.isdigit()))
+
+
+def cuda_unsupported() -> str | None:
+    """Why the first GPU cannot run this build of PyTorch, or None when it can.
+
+    A build carries kernels for some GPU generations (``torch.cuda.get_arch_list()``):
+    binary code (``sm_XY``) runs on that generation's later models (same major, minor >= Y),
+    and PTX (``compute_XY``) is compiled for any newer GPU. An older GPU gets neither.
+    """
+    try:
+        archs = torch.cuda.get_arch_list()
+        major, minor = torch.cuda.get_device_capability(0)
+    except (RuntimeError, AssertionError):
+        return None  # nothing known: let CUDA decide
+    if not archs:
+        return None
+    capability = 10 * major + minor
+    for arch in archs:
+        number = _arch_number(arch)
+        if arch.startswith("compute_") and capability >= number:
+            return None
+        if arch.startswith("sm_") and number // 10 == major and number <= capability:
+            return None
+    return (
+        f"the GPU {torch.cuda.get_device_name(0)} (compute capability {major}.{minor}) is "
+        f"older than this PyTorch build supports ({' '.join(archs)}); install a PyTorch "
+        "build for it, or ask for --device cuda to try anyway"
+    )
+
+
 def get_device(name: str | None = None) -> torch.device:
     """The device to compute on: ``name``, else ``$MNIST_COURSE_DEVICE``, else the best one found.
 
-    ``"auto"`` (the default) picks cuda, then mps, then cpu. A device that is
-    asked for by name but is not available is an error, not a silent fallback.
+    ``"auto"`` (the default) picks cuda, then mps, then cpu; a GPU this PyTorch build has
+    no code for is passed over, with one line saying why (:func:`cuda_unsupported`). A
+    device that is asked for by name but is not available is an error, not a fallback.
     """
     name = (name or os.environ.get(DEVICE_ENV_VAR) or "auto").strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            reason = cuda_unsupported()
+            if reason is None:
+                return torch.device("cuda")
+            print(f"mnist_course: using the CPU: {reason}.", file=sys.stderr)
         return torch.device("mps") if _mps_available() else torch.device("cpu")
     kind, _, index = name.partition(":")
     if kind not in _DEVICE_KINDS or (index and not index.isdigit()):

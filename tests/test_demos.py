@@ -350,3 +350,31 @@ def test_the_chapters_hold_these_cells():
 
     assert {CH1_DEMO, CH1_CHECK} <= set(sources("01_cross_entropy_numpy.ipynb"))
     assert {CH5_DEMO, CH5_CHECK, CH5_SHOW} <= set(sources("05_mnist_mlp.ipynb"))
+
+
+class NoFloat64(torch.Tensor):
+    """Logits as an Apple GPU (MPS) holds them: no float64 there, only after `.cpu()`."""
+
+    def double(self):
+        raise TypeError("Cannot convert a MPS Tensor to float64 dtype")
+
+    def to(self, *args, **kwargs):
+        if torch.float64 in args or kwargs.get("dtype") is torch.float64:
+            raise TypeError("Cannot convert a MPS Tensor to float64 dtype")
+        return super().to(*args, **kwargs)
+
+    def cpu(self):
+        return self.as_subclass(torch.Tensor)
+
+
+def test_the_digit_demo_never_asks_a_gpu_for_float64():
+    class OnMPS(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(784, 10)
+
+        def forward(self, x):
+            return self.layer(x.flatten(1)).detach().as_subclass(NoFloat64)
+
+    probabilities = demos.digit_probabilities(OnMPS(), np.zeros((28, 28)))
+    assert probabilities.dtype == np.float64 and abs(probabilities.sum() - 1) < 1e-12

@@ -226,3 +226,14 @@ def test_without_options_drops_the_launch_options():
     argv = ["train", "--nproc", "2", "--model", "cnn", "--port=2900", "--epochs", "1"]
     kept = distributed.without_options(argv, ("--nproc", "--port"))
     assert kept == ["train", "--model", "cnn", "--epochs", "1"]
+
+
+def test_nproc_on_an_apple_gpu_is_refused_before_anything_starts(tiny, capsys, monkeypatch):
+    from mnist_course import runtime
+
+    monkeypatch.setattr(runtime, "_mps_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(distributed, "launch", lambda *a: pytest.fail("torchrun was started"))
+    assert cli.main(["train", "--nproc", "2", "--device", "mps", "--data-root", str(tiny)]) == 1
+    err = capsys.readouterr().err
+    assert "MPS" in err and "use --device cpu" in err

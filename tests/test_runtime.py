@@ -108,3 +108,30 @@ def test_every_way_a_kernel_starts_sets_the_wait_policy():
     assert "export OMP_WAIT_POLICY ?= PASSIVE" in (root / "Makefile").read_text()
     hub = (root / "deploy" / "jupyterhub" / "jupyterhub_config.py").read_text()
     assert '"OMP_WAIT_POLICY": "PASSIVE"' in hub
+
+
+@pytest.mark.parametrize(
+    ("capability", "archs", "usable"),
+    [
+        ((9, 0), ["sm_80", "sm_90", "sm_100", "compute_120"], True),
+        ((8, 6), ["sm_80", "sm_90"], True),  # sm_80 code runs on later 8.x GPUs
+        ((12, 1), ["sm_90", "compute_120"], True),  # PTX compiles for newer GPUs
+        ((6, 1), ["sm_75", "sm_80", "sm_90", "compute_90"], False),  # too old
+        ((7, 0), ["sm_75", "sm_80", "sm_90a"], False),
+    ],
+)
+def test_auto_passes_over_a_gpu_the_build_has_no_code_for(
+    monkeypatch, capsys, capability, archs, usable
+):
+    monkeypatch.delenv("MNIST_COURSE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: archs)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=0: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Old GPU")
+    monkeypatch.setattr(runtime, "_mps_available", lambda: False)
+    assert runtime.get_device().type == ("cuda" if usable else "cpu")
+    err = capsys.readouterr().err
+    if usable:
+        assert err == ""
+    else:
+        assert err.count("\n") == 1 and "using the CPU" in err and "Old GPU" in err
