@@ -159,6 +159,13 @@ def test_known_failure():
 """
 
 
+def copy_our_conftest(folder: Path) -> None:
+    """The project's conftest.py and the plugin it loads (tests/stale_numbers.py)."""
+    shutil.copy(ROOT / "conftest.py", folder / "conftest.py")
+    (folder / "tests").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "tests" / "stale_numbers.py", folder / "tests" / "stale_numbers.py")
+
+
 def run_pytest_with_our_conftest(folder: Path, ci: str) -> subprocess.CompletedProcess[str]:
     """pytest on ``folder`` (a copy of the project's conftest.py inside), with CI set to ``ci``."""
     return subprocess.run(
@@ -172,7 +179,7 @@ def run_pytest_with_our_conftest(folder: Path, ci: str) -> subprocess.CompletedP
     "ci, outcome", [("true", "1 failed, 1 xfailed"), ("", "1 skipped, 1 xfailed")]
 )
 def test_in_ci_a_skip_is_a_failure(tmp_path, ci, outcome):
-    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    copy_our_conftest(tmp_path)
     (tmp_path / "test_skipping.py").write_text(SKIPPING)
     result = run_pytest_with_our_conftest(tmp_path, ci)
     assert outcome in result.stdout, result.stdout
@@ -194,7 +201,7 @@ def test_leaves_a_file():
 
 def test_in_ci_files_left_in_the_tree_fail_the_run(tmp_path):
     """Names with spaces too: `git status` quotes them unless asked for -z (a CI failure)."""
-    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    copy_our_conftest(tmp_path)
     (tmp_path / "test_leaving.py").write_text(LEAVING_FILES)
     (tmp_path / ".gitignore").write_text("build/\n__pycache__/\n")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
@@ -204,3 +211,39 @@ def test_in_ci_files_left_in_the_tree_fail_the_run(tmp_path):
     result = run_pytest_with_our_conftest(tmp_path, "true")
     assert result.returncode == 1, result.stdout
     assert "left files in the working tree: ['left over.txt']" in result.stdout, result.stdout
+
+
+def imported_modules(folder: Path) -> set[str]:
+    """The top-level modules that the files of ``folder`` import (any depth, any branch)."""
+    import ast
+
+    names = set()
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"mnist_course", "__future__"}
+
+
+def test_every_module_the_package_imports_is_declared():
+    from importlib.metadata import packages_distributions
+
+    project = PYPROJECT["project"]
+    declared = {
+        normalize(Requirement(r).name)
+        for r in project["dependencies"] + project["optional-dependencies"]["lab"]
+    } - {"mnist-course"}
+    providers = packages_distributions()
+    for module in sorted(imported_modules(ROOT / "mnist_course")):
+        dists = {normalize(d) for d in providers.get(module, [])}
+        assert dists, f"{module}: imported by mnist_course but not installed"
+        assert dists & declared, f"{module} (from {dists}) is imported but not declared"
+
+
+def test_pre_commit_runs_the_ruff_that_make_test_runs():
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = [h for repo in config["repos"] for h in repo["hooks"]]
+    wanted = f"ruff=={pins()['ruff']}"
+    assert hooks and all(h["additional_dependencies"] == [wanted] for h in hooks), wanted
