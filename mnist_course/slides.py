@@ -62,9 +62,28 @@ def fetch_assets(assets: Path) -> None:
             if result.returncode != 0:
                 raise RuntimeError(f"npm pack {spec} failed: {result.stderr.strip()}")
             with tarfile.open(Path(tmp) / result.stdout.strip().splitlines()[-1]) as tar:
-                tar.extractall(tmp, filter="data")
+                extract(tar, Path(tmp))
             shutil.rmtree(assets / name, ignore_errors=True)
             (Path(tmp) / "package").rename(assets / name)
+
+
+def extract(tar: tarfile.TarFile, folder: Path) -> None:
+    """Unpack ``tar`` into ``folder``: relative paths, regular files and folders only.
+
+    Python 3.11.4 and later do this with ``filter="data"``; older 3.11 releases (Debian 12's
+    3.11.2) have no filters, so there the members are checked here first.
+    """
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(folder, filter="data")
+        return
+    members = tar.getmembers()
+    for member in members:
+        parts = Path(member.name).parts
+        if member.name.startswith(("/", "\\")) or ".." in parts:
+            raise RuntimeError(f"{member.name!r} in a downloaded package: not a path inside it")
+        if not (member.isfile() or member.isdir()):
+            raise RuntimeError(f"{member.name!r} in a downloaded package: not a file or folder")
+    tar.extractall(folder, members=members)
 
 
 def final_lines(text: str) -> str:

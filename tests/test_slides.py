@@ -222,3 +222,38 @@ def test_no_code_line_is_wider_than_its_slide(decks, browser):
     page.close()
     assert measured > 20, "hardly any code found in the decks: the check would prove nothing"
     assert not too_wide, f"code lines wider than the slide (see {shots}): {too_wide}"
+
+
+def tar_with(tmp_path: Path, name: str, link: bool = False) -> Path:
+    import io
+    import tarfile
+
+    path = tmp_path / "package.tgz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo(name)
+        if link:
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(info)
+        else:
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"ok"))
+    return path
+
+
+@pytest.mark.parametrize("filters", [True, False], ids=["python>=3.11.4", "python-3.11.2"])
+def test_downloaded_packages_unpack_safely_with_or_without_tar_filters(
+    tmp_path, monkeypatch, filters
+):
+    import tarfile
+
+    if not filters:  # Debian 12's Python 3.11.2: tarfile has no extraction filters
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    with tarfile.open(tar_with(tmp_path, "package/reveal.js")) as tar:
+        slides.extract(tar, tmp_path / "out")
+    assert (tmp_path / "out" / "package" / "reveal.js").read_text() == "ok"
+    for name, link in [("../escape.js", False), ("package/passwd", True)]:
+        (tmp_path / "bad").mkdir(exist_ok=True)
+        with tarfile.open(tar_with(tmp_path, name, link)) as tar:
+            with pytest.raises((RuntimeError, tarfile.TarError)):
+                slides.extract(tar, tmp_path / "bad" / "inside")
+        assert not (tmp_path / "bad" / "escape.js").exists()
