@@ -67,12 +67,26 @@ $(VENV_OK):
 	@[ "$(UPGRADE_PIP)" = 0 ] || $(BIN)/python -m pip install --upgrade --quiet pip
 	@touch $@
 
+# TORCH=cpu: on Linux, PyPI's torch brings the CUDA libraries (about 4 GB); PyTorch's CPU
+# index has the same versions without them. They are installed first, at the pinned versions,
+# so the install below finds torch already there. (Macs and Windows get CPU wheels anyway.)
+TORCH ?=
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+PIN = $(shell grep -E '^$(1)==' $(CONSTRAINTS))
+INSTALL_TORCH = $(if $(filter cpu,$(TORCH)),$(BIN)/python -m pip install --quiet \
+	--index-url $(TORCH_CPU_INDEX) "$(call PIN,torch)" "$(call PIN,torchvision)")
+ifneq ($(filter-out cpu,$(TORCH)),)
+$(error TORCH=$(TORCH): the only choice is TORCH=cpu (leave it out for PyPI's default torch))
+endif
+
 # Reinstall when pyproject.toml or constraints.txt changed (or the venv is new).
 $(LAB_STAMP): $(VENV_OK) pyproject.toml $(CONSTRAINTS)
+	$(INSTALL_TORCH)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[lab]"
 	@touch $@
 
 $(DEV_STAMP): $(VENV_OK) pyproject.toml $(CONSTRAINTS)
+	$(INSTALL_TORCH)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	@touch $@ $(LAB_STAMP)
 

@@ -247,3 +247,30 @@ def test_pre_commit_runs_the_ruff_that_make_test_runs():
     hooks = [h for repo in config["repos"] for h in repo["hooks"]]
     wanted = f"ruff=={pins()['ruff']}"
     assert hooks and all(h["additional_dependencies"] == [wanted] for h in hooks), wanted
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("torch", ["cpu", ""])
+def test_torch_cpu_installs_the_pinned_torch_from_the_cpu_index_first(tmp_path, torch):
+    """What `make lab TORCH=cpu` runs (make -n: the index itself cannot be reached from CI)."""
+    venv = tmp_path / "venv"
+    done = subprocess.run(
+        ["make", "-n", "-B", f"{venv}/.installed", f"VENV={venv}", f"TORCH={torch}"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    installs = [line for line in done.stdout.splitlines() if " pip install --quiet " in line]
+    tested = pins()
+    cpu = (
+        f"{venv}/bin/python -m pip install --quiet --index-url https://download.pytorch.org/whl/cpu "
+        f'"torch=={tested["torch"]}" "torchvision=={tested["torchvision"]}"'
+    )
+    course = f'{venv}/bin/python -m pip install --quiet -c constraints.txt -e ".[lab]"'
+    assert installs == ([cpu, course] if torch else [course])
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_an_unknown_torch_choice_stops_make_with_the_choices():
+    done = subprocess.run(
+        ["make", "-n", "lab", "TORCH=cuda"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "the only choice is TORCH=cpu" in done.stderr
