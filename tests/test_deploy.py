@@ -18,6 +18,7 @@ import types
 from pathlib import Path
 
 import pytest
+from common import normalize, pins
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from traitlets.config.loader import PyFileConfigLoader
@@ -25,18 +26,6 @@ from traitlets.config.loader import PyFileConfigLoader
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "deploy" / "jupyterhub" / "jupyterhub_config.py"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-
-
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def pins() -> dict[str, str]:
-    lines = (ROOT / "constraints.txt").read_text().splitlines()
-    return {
-        normalize(name): version
-        for name, _, version in (line.partition("==") for line in lines if "==" in line)
-    }
 
 
 def load(monkeypatch, hub_dir: Path, euid: int = 1000, **settings: str):

@@ -27,7 +27,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 
 import pytest
+from common import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_PYTHON = Path("/usr/bin/python3")  # the Makefile's default HUB_PYTHON
@@ -79,12 +79,6 @@ websocket = pytest.importorskip("websocket", reason="websocket-client is in the 
 
 
 # --- Helpers -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api(base: str, method: str, path: str, token: str, body=None) -> tuple[int, object]:

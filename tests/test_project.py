@@ -12,27 +12,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from common import normalize, pins
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 REQUIRES_PYTHON = SpecifierSet(PYPROJECT["project"]["requires-python"])
-
-
-def pins() -> dict[str, str]:
-    """constraints.txt as {normalized name: version}."""
-    found = {}
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            assert version, f"constraints.txt: {line!r} is not an exact pin"
-            found[normalize(name)] = version.strip()
-    return found
-
-
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def direct_requirements() -> list[Requirement]:
