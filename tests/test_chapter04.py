@@ -611,3 +611,56 @@ def test_sys_exit_and_a_function_that_never_returns_are_reported(monkeypatch):
 
     not_yet(chapter04.check_sgd_step(lambda params, lr: sys.exit(1)), "sys.exit()")
     not_yet(chapter04.check_sgd_step(forever), "was stopped")
+
+
+# ----------------------------------------------------------------------------- what the text teaches
+
+
+def distance_after(lr: float, momentum: float, nesterov: bool, curvature: float = 20.0) -> float:
+    """|p| after 400 steps of torch.optim.SGD on f(p) = curvature * p**2 / 2, from p = 1."""
+    p = torch.ones(1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.SGD([p], lr=lr, momentum=momentum, nesterov=nesterov)
+    for _ in range(400):
+        optimizer.zero_grad()
+        (0.5 * curvature * p**2).sum().backward()
+        optimizer.step()
+    return abs(p.item())
+
+
+@pytest.mark.parametrize("m", [0.5, 0.9])
+def test_the_stability_limits_taught_for_momentum_and_nesterov(m):
+    """lr * h < 2(1 + m) for momentum, < 2(1 + m) / (1 + 2m) for PyTorch's Nesterov."""
+    h = 20.0
+    for nesterov, limit in ((False, 2 * (1 + m) / h), (True, 2 * (1 + m) / ((1 + 2 * m) * h))):
+        assert distance_after(0.97 * limit, m, nesterov) < 1e-2
+        assert distance_after(1.03 * limit, m, nesterov) > 1e2
+
+
+def test_pytorch_nesterov_visits_sutskever_s_look_ahead_points():
+    """PyTorch's p - lr(g + m b) is Sutskever et al.'s gradient at theta + m v, rewritten."""
+    h, lr, m = np.array([1.0, 20.0]), 0.03, 0.5
+    p = torch.tensor([-9.0, 1.0], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.SGD([p], lr=lr, momentum=m, nesterov=True)
+    theta, v = np.array([-9.0, 1.0]), np.zeros(2)
+    for _ in range(30):
+        optimizer.zero_grad()
+        (0.5 * torch.from_numpy(h) * p**2).sum().backward()
+        optimizer.step()
+        v = m * v - lr * h * (theta + m * v)  # the gradient at the look-ahead point
+        theta = theta + v
+        assert np.allclose(p.detach().numpy(), theta + m * v, rtol=0, atol=1e-12)
+
+
+def test_softmax_regression_has_no_unique_minimum():
+    """A shift shared by every class leaves the loss unchanged; on separated data, scaling lowers it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 784, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (50,), generator=g)
+    w = torch.randn(784, 10, generator=g, dtype=torch.float64) * 0.01
+    u = torch.randn(784, 1, generator=g, dtype=torch.float64)
+    assert F.cross_entropy(x @ (w + u) + 0.5, y).item() == pytest.approx(
+        F.cross_entropy(x @ w, y).item(), abs=1e-9
+    )
+    right = (x @ w).argmax(1) == y
+    losses = [F.cross_entropy(x[right] @ (k * w), y[right]).item() for k in (1, 2, 4, 8)]
+    assert all(a > b > 0 for a, b in zip(losses, losses[1:], strict=False))
