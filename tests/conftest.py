@@ -6,7 +6,7 @@ from pathlib import Path
 import public
 import pytest
 from browser import browser  # noqa: F401  (headless Chromium, or a skip; a failure in CI)
-from tiny_mnist import tiny  # noqa: F401  (a tiny valid MNIST in a temp folder)
+from tiny_mnist import tiny, tiny_env  # noqa: F401  (a tiny valid MNIST; processes that see it)
 
 
 @pytest.fixture(autouse=True)

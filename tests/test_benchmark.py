@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
 import pytest
+from tiny_mnist import specs_json
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "| pipeline | target | epochs | wall s | s/epoch | final test acc | reached |"
@@ -40,22 +40,10 @@ def test_in_process_mode_prints_its_table(benchmark, tiny, capsys):
     assert "speed-up to 98%: not measured" in out
 
 
-# `mnist-course` in a process of its own, told about the tiny files (their sizes and md5s)
-TINY_CLI = """
-import json, sys
-from mnist_course import cli, data
-data.MNIST_FILES = tuple(data.RawFile(*f) for f in json.loads(sys.argv[1]))
-sys.exit(cli.main(sys.argv[2:]))
-"""
-
-
-def test_end_to_end_mode_runs_both_whole_processes(benchmark, tiny, capsys, monkeypatch):
-    from mnist_course import data
-
-    specs = json.dumps([[f.name, f.magic, f.count, f.md5] for f in data.MNIST_FILES])
-    monkeypatch.setattr(
-        benchmark, "course_command", lambda: [sys.executable, "-c", TINY_CLI, specs]
-    )
+def test_end_to_end_mode_runs_both_whole_processes(benchmark, tiny_env, capsys, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", tiny_env["PYTHONPATH"])  # the processes see the tiny files
+    monkeypatch.setattr(benchmark, "course_command", lambda: [sys.executable, "-m", "mnist_course"])
+    tiny = tiny_env["MNIST_COURSE_DATA"]
     assert (
         benchmark.main(["--mode", "end-to-end", "--data-root", str(tiny), "--max-epochs", "1"]) == 0
     )
@@ -67,9 +55,7 @@ def test_end_to_end_mode_runs_both_whole_processes(benchmark, tiny, capsys, monk
 def test_processes_mode_alternates_and_stores_every_run(
     benchmark, tiny, capsys, monkeypatch, tmp_path
 ):
-    from mnist_course import data
-
-    specs = json.dumps([[f.name, f.magic, f.count, f.md5] for f in data.MNIST_FILES])
+    specs = specs_json()
     commands = []
 
     def process(name, command, target):  # (the real 2-process run is tests/test_distributed.py's)

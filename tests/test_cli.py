@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 from packaging.requirements import Requirement
+from tiny_mnist import specs_json
 from torchvision import datasets
 
-from mnist_course import cli, data, models, training
+from mnist_course import cli, models, training
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,7 +205,7 @@ def plain(tiny, tmp_path):
     blocked = blocked_modules()
     for extra_only in ("nbformat", "nbclient", "jupyterlab", "ipykernel", "pytest", "playwright"):
         assert extra_only in blocked  # the blocker does block what it must
-    specs = json.dumps([[f.name, f.magic, f.count, f.md5] for f in data.MNIST_FILES])
+    specs = specs_json()
     env = {**__import__("os").environ, "MNIST_COURSE_DEVICE": "cpu"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
 

@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -139,24 +138,6 @@ def test_a_process_that_dies_stops_the_others(tmp_path):
 
 
 # --- the command line -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def tiny_env(tiny, tmp_path):
-    """An environment whose Python processes all see the tiny MNIST as the real one."""
-    site = tmp_path / "site"
-    site.mkdir()
-    specs = [[f.name, f.magic, f.count, f.md5] for f in data.MNIST_FILES]
-    (site / "sitecustomize.py").write_text(
-        textwrap.dedent(f"""
-        from mnist_course import data
-        data.MNIST_FILES = tuple(data.RawFile(*spec) for spec in {specs!r})
-        """)
-    )
-    return {
-        **os.environ, "PYTHONPATH": str(site), "MNIST_COURSE_DEVICE": "cpu",
-        "XDG_CACHE_HOME": str(tmp_path / "cache"), "MNIST_COURSE_DATA": str(tiny),
-    }  # fmt: skip
 
 
 def mnist_course(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -41,3 +44,27 @@ def tiny(monkeypatch, tmp_path) -> Path:
     monkeypatch.setattr(data, "MNIST_FILES", tuple(specs))
     monkeypatch.delenv(data.ENV_VAR, raising=False)
     return tmp_path / "root"
+
+
+def specs_json() -> str:
+    """The tiny files' descriptions (name, magic, count, md5), for another process."""
+    return json.dumps([[f.name, f.magic, f.count, f.md5] for f in data.MNIST_FILES])
+
+
+@pytest.fixture
+def tiny_env(tiny, tmp_path) -> dict[str, str]:
+    """An environment whose Python processes (torchrun's workers too) see the tiny MNIST as the
+    real one: a `sitecustomize.py` on PYTHONPATH gives them `data.MNIST_FILES`."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        textwrap.dedent(f"""
+        import json
+        from mnist_course import data
+        data.MNIST_FILES = tuple(data.RawFile(*spec) for spec in json.loads({specs_json()!r}))
+        """)
+    )
+    return {
+        **os.environ, "PYTHONPATH": str(site), "MNIST_COURSE_DEVICE": "cpu",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"), "MNIST_COURSE_DATA": str(tiny),
+    }  # fmt: skip
