@@ -5,10 +5,18 @@
   training loss. Checked on a tiny synthetic problem against the course's
   loop: the loss must fall, the weights must move exactly as one
   ``zero_grad`` / ``backward`` / ``step`` per batch moves them, in train mode;
+- ``backprop``: ``fn(x, y, W1, b1, W2, b2)`` returns the gradients of the mean
+  cross-entropy of ``relu(x W1^T + b1) W2^T + b2`` written out by hand (a dict:
+  ``logits``, ``W2``, ``b2``, ``h``, ``z1``, ``W1``, ``b1``). Checked against
+  autograd on fresh random inputs; autograd is refused inside the function, and
+  the first wrong gradient (in backward order) is named;
 - ``accuracy``: ``fn(model, loader)`` returns the share of correct
   predictions, a number in [0, 1]. Checked with a fake model whose accuracy
   is known, in eval mode and without gradients, on a loader whose last batch
   is smaller than the others.
+
+:func:`cmp` prints how a hand-written gradient compares with autograd's
+(Karpathy's makemore part 4).
 
 ``mnist_course.training``'s loops (and metric libraries) are unavailable
 while the learner's function runs.
@@ -29,7 +37,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from mnist_course import quiz
 from mnist_course.exercises import NotYet, a_type, as_float, call, checker, draw
 
-EXERCISES: tuple[str, ...] = ("train_one_epoch", "accuracy")
+EXERCISES: tuple[str, ...] = ("train_one_epoch", "backprop", "accuracy")
 
 TRAINING_LOOPS = [
     "mnist_course.training.train_epoch",
@@ -208,14 +216,16 @@ def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
         )
     if torch.equal(before, after):
         raise NotYet(
-            "step() ran but the weights did not move: the gradients were empty when it ran. "
+            "step() ran but the weights did not move: .grad was None when it ran, and step() "
+            "skips a parameter without a gradient (zero_grad() sets .grad to None, by default). "
             "Call loss.backward() before step(), and zero_grad() before backward(), not between.",
             order,
         )
     if torch.allclose(after, _params(no_zero_model), atol=1e-6, rtol=1e-5):
         raise NotYet(
-            "the weights moved too far: without zero_grad() the gradients of every earlier "
-            "batch pile up (backward() adds to .grad), so each step uses their sum.",
+            "the weights moved as in a loop without zero_grad(): backward() adds to .grad, so "
+            ".grad held the running sum of this batch's gradient and every earlier batch's, "
+            "and each step used that sum.",
             "call optimizer.zero_grad() once per batch, before loss.backward().",
         )
     if not torch.allclose(after, _params(ref_model), atol=1e-5, rtol=1e-4):
@@ -264,7 +274,216 @@ def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Exercise 2: the accuracy of a model on a loader
+# Backprop by hand: cmp, and the exercise
+# ---------------------------------------------------------------------------------------------
+
+
+def cmp(name: str, dt: Any, t: torch.Tensor) -> float:
+    """Print how the hand-written gradient ``dt`` compares with autograd's ``t.grad``:
+    exact, approximate (``torch.allclose``), the largest difference and the shape.
+
+    Returns that largest difference (nan when the two cannot be compared)."""
+    grad = getattr(t, "grad", None)
+    if grad is None:
+        print(f"{name:7} | no autograd gradient: t.grad is None (retain_grad() before backward)")
+        return float("nan")
+    if dt is None:
+        print(f"{name:7} | no hand-written gradient yet")
+        return float("nan")
+    try:
+        mine = torch.as_tensor(dt).detach().to(grad.dtype)
+    except Exception:
+        print(f"{name:7} | {a_type(dt)}, not a tensor of numbers")
+        return float("nan")
+    if mine.shape != grad.shape:
+        got, want = tuple(mine.shape), tuple(grad.shape)
+        print(f"{name:7} | shape {got}, but the gradient has shape {want}")
+        return float("nan")
+    exact = bool(torch.equal(mine, grad))
+    approximate = bool(torch.allclose(mine, grad))
+    maxdiff = (mine - grad).abs().max().item() if grad.numel() else 0.0
+    print(
+        f"{name:7} | exact: {exact!s:5} | approximate: {approximate!s:5} | "
+        f"maxdiff: {maxdiff:.1e} | shape {tuple(grad.shape)}"
+    )
+    return maxdiff
+
+
+# The gradients the function returns, in backward order: the dict key and how a message names it.
+BACKPROP_KEYS = ("logits", "W2", "b2", "h", "z1", "W1", "b1")
+BACKPROP_FORBIDDEN = [
+    "torch.autograd.grad",
+    "torch.autograd.backward",
+    "torch.Tensor.backward",
+    "mnist_course.chapter05.autograd_backprop",
+]
+
+
+def backprop_case(seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Fresh float64 inputs ``x (N, D), y (N,), W1 (H, D), b1 (H,), W2 (C, H), b2 (C,)``
+    (weights as ``nn.Linear`` stores them); sizes differ from seed to seed, and D, H and C
+    always differ, so a transposed weight gradient has the wrong shape."""
+    g = torch.Generator().manual_seed(100 + seed)
+    n, d, h, c = 8 + seed % 5, 6 + seed % 3, 12 + seed % 4, 5 + seed % 2
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = torch.randint(0, c, (n,), generator=g)
+    y[:c] = torch.randperm(c, generator=g)  # every class present
+    w1 = torch.randn(h, d, generator=g, dtype=torch.float64) / d**0.5
+    b1 = 0.1 * torch.randn(h, generator=g, dtype=torch.float64)
+    w2 = torch.randn(c, h, generator=g, dtype=torch.float64) / h**0.5
+    b2 = 0.1 * torch.randn(c, generator=g, dtype=torch.float64)
+    return x, y, w1, b1, w2, b2
+
+
+def autograd_backprop(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    w1: torch.Tensor,
+    b1: torch.Tensor,
+    w2: torch.Tensor,
+    b2: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """Autograd's gradients of the mean cross-entropy (and ``z1``, ``h``, ``logits``)."""
+    params = [t.detach().clone().requires_grad_() for t in (w1, b1, w2, b2)]
+    with torch.enable_grad():
+        z1 = x @ params[0].T + params[1]
+        h = torch.relu(z1)
+        logits = h @ params[2].T + params[3]
+        for t in (z1, h, logits):
+            t.retain_grad()
+        F.cross_entropy(logits, y).backward()
+    found = {"logits": logits, "h": h, "z1": z1}
+    found.update(zip(("W1", "b1", "W2", "b2"), params, strict=True))
+    return {k: t.grad.detach() for k, t in found.items() if t.grad is not None}
+
+
+def _backprop_formulas() -> dict[str, str]:
+    return {
+        "logits": "dlogits = (softmax(logits) - onehot(y)) / N",
+        "W2": "dW2 = dlogits^T h (shape C x H, as W2)",
+        "b2": "db2 = dlogits summed over the batch (dim 0)",
+        "h": "dh = dlogits W2",
+        "z1": "dz1 = dh where z1 > 0, and 0 elsewhere (the ReLU mask)",
+        "W1": "dW1 = dz1^T x (shape H x D, as W1)",
+        "b1": "db1 = dz1 summed over the batch (dim 0)",
+    }
+
+
+def _backprop_mistake(key: str, got: torch.Tensor, case: tuple, ref: dict) -> str | None:
+    """What a classic wrong version of gradient ``key`` was, if ``got`` is one."""
+    x, y, _, _, w2, _ = case
+    n = len(y)
+    z1 = x @ case[2].T + case[3]
+    h = torch.relu(z1)
+    right = ref[key]
+    variants: list[tuple[torch.Tensor, str]] = []
+    if key == "logits":
+        p = torch.softmax(h @ w2.T + case[5], dim=1)
+        variants.append((p / n, "the one-hot target was not subtracted (softmax - onehot)"))
+    if key == "W2":
+        variants.append((ref["logits"].T @ z1, "it used z1, before the ReLU; use h, after it"))
+    if key in ("b1", "b2"):
+        variants.append((right / n, "it is the mean over the batch; sum it instead"))
+    if key == "z1":
+        variants.append((ref["h"], "the ReLU mask is missing: no gradient flows where z1 <= 0"))
+    if key == "W1":
+        no_mask = ref["h"].T @ x
+        variants.append((no_mask, "the ReLU mask is missing (dz1 = dh where z1 > 0, else 0)"))
+    if key == "b1":
+        variants.append((ref["h"].sum(0), "the ReLU mask is missing (sum dz1, not dh)"))
+    variants += [
+        (right * n, "it is N times too large: the 1/N of the mean is missing"),
+        (right / n, "it is N times too small: the 1/N was applied twice"),
+        (-right, "it has the wrong sign"),
+    ]
+    for value, what in variants:
+        if value.shape == got.shape and torch.allclose(got, value, rtol=1e-5, atol=1e-9):
+            return what
+    return None
+
+
+def _as_gradient(value: Any, key: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor) and value.requires_grad:
+        raise NotYet(
+            f"your d{key} is a tensor that requires grad: it was computed with autograd.",
+            "compute every gradient from the forward values with plain tensor operations.",
+        )
+    try:
+        if isinstance(value, torch.Tensor):
+            return value.detach().to(torch.float64)
+        return torch.as_tensor(np.asarray(value, dtype=np.float64))
+    except Exception:
+        raise NotYet(
+            f"your d{key} is {a_type(value)}, not a tensor of numbers.",
+            "return a dict of tensors, e.g. {'logits': dlogits, 'W2': dW2, ...}.",
+        ) from None
+
+
+@checker(
+    "backprop",
+    expects="a function backprop(x, y, W1, b1, W2, b2) that returns a dict of gradients: "
+    "logits, W2, b2, h, z1, W1, b1",
+)
+def check_backprop(backprop: Callable[..., Any]) -> str:
+    """``backprop(x, y, W1, b1, W2, b2)`` -> the hand-written gradients, compared with autograd."""
+    case = backprop_case(draw("backprop"))
+    copies = tuple(t.clone() for t in case)
+    result = call(backprop, *copies, forbidden=BACKPROP_FORBIDDEN, no_autograd=True)
+    formulas = _backprop_formulas()
+    if not isinstance(result, dict):
+        raise NotYet(
+            f"your function returned {a_type(result)}; return a dict with one gradient per "
+            f"name: {', '.join(BACKPROP_KEYS)}.",
+            "end with return {'logits': dlogits, 'W2': dW2, 'b2': db2, 'h': dh, 'z1': dz1, "
+            "'W1': dW1, 'b1': db1}.",
+        )
+    named = {}
+    for key in BACKPROP_KEYS:
+        for name in (key, "d" + key):
+            if name in result:
+                named[key] = result[name]
+    missing = [k for k in BACKPROP_KEYS if k not in named]
+    if missing:
+        raise NotYet(
+            f"the dict has no gradient for {', '.join(missing)}; it needs one for each of "
+            f"{', '.join(BACKPROP_KEYS)}.",
+            "one entry per tensor of the forward pass, keyed by its name, e.g. 'W1': dW1.",
+        )
+    ref = autograd_backprop(*case)
+    right: list[str] = []
+    for key in BACKPROP_KEYS:
+        got = _as_gradient(named[key], key)
+        want = ref[key]
+        before = f", while {', '.join('d' + k for k in right)} match it" if right else ""
+        if got.shape != want.shape:
+            transposed = got.dim() == 2 and got.shape == want.T.shape
+            raise NotYet(
+                f"d{key} has shape {tuple(got.shape)}, but {key} has shape "
+                f"{tuple(want.shape)}"
+                + (": it is the transpose." if transposed else ".")
+                + " A gradient always has the shape of its tensor.",
+                formulas[key] + ".",
+            )
+        if not torch.isfinite(got).all():
+            raise NotYet(f"d{key} holds nan or inf{before}.", formulas[key] + ".")
+        if not torch.allclose(got, want, rtol=1e-5, atol=1e-6 * want.abs().max().item()):
+            what = _backprop_mistake(key, got, case, ref)
+            maxdiff = (got - want).abs().max().item()
+            raise NotYet(
+                f"d{key} differs from autograd (maxdiff {maxdiff:.1e}){before}"
+                + (f": {what}." if what else "."),
+                formulas[key] + ".",
+            )
+        right.append(key)
+    n, d = case[0].shape
+    return (
+        f"all seven gradients match autograd on a fresh batch (N = {n}, D = {d}, "
+        f"H = {case[2].shape[0]}, C = {case[4].shape[0]}), written out by hand."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 3: the accuracy of a model on a loader
 # ---------------------------------------------------------------------------------------------
 
 BATCH = 32
@@ -424,8 +643,11 @@ QUIZ: dict[int, quiz.Question] = {
     ),
     4: quiz.Question(
         "b",
-        "backward() adds to .grad; without zero_grad() each step uses the sum of all the "
-        "earlier batches' gradients, so the steps grow and point the wrong way.",
+        "backward() adds to .grad, it never overwrites it, and step() reads .grad without "
+        "clearing it; so without zero_grad(), .grad after batch k is g1 + ... + gk and each "
+        "step uses that running sum in place of the batch's gradient. For plain SGD that is "
+        "momentum 1 (PyTorch's buffer is buf = m * buf + g): no old gradient is ever "
+        "forgotten. No error is raised.",
     ),
     5: quiz.Question(
         "c",

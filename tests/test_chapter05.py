@@ -1,4 +1,5 @@
-"""mnist_course.chapter05: the training-loop and accuracy checkers, and the quiz (no MNIST)."""
+"""mnist_course.chapter05: the training-loop, backprop and accuracy checkers, cmp, and the quiz
+(no MNIST)."""
 
 from __future__ import annotations
 
@@ -151,11 +152,11 @@ def test_the_lecture_s_loop_with_a_criterion_and_zero_grad_at_the_end_passes():
 @pytest.mark.parametrize(
     ("learner", "message"),
     [
-        (epoch(zero_grad=False), "without zero_grad() the gradients of every earlier"),
+        (epoch(zero_grad=False), "the running sum of this batch's gradient and every"),
         (epoch(step=False), "the optimiser never stepped"),
         (epoch(mode="eval"), "you called model.eval() in the training loop"),
         (epoch(mode=None), "the model ran in eval mode"),
-        (epoch(order="between"), "the gradients were empty when it ran"),
+        (epoch(order="between"), "step() skips a parameter without a gradient"),
         (epoch(returns="sum"), "the sum of the batches' losses"),
         (epoch(returns="last"), "the last batch's loss"),
         (epoch(returns="tuple"), "returned a tuple"),
@@ -435,6 +436,225 @@ def test_the_accuracy_hint_grows():
 
 
 # ---------------------------------------------------------------------------------------------
+# Backprop by hand: cmp and the backprop checker
+# ---------------------------------------------------------------------------------------------
+
+
+def backprop_by_hand(x, y, W1, b1, W2, b2):
+    """The notebook's answer: softmax - onehot, then layer by layer."""
+    z1 = x @ W1.T + b1
+    h = torch.relu(z1)
+    p = torch.softmax(h @ W2.T + b2, dim=1)
+    dlogits = (p - F.one_hot(y, p.shape[1])) / len(y)
+    dh = dlogits @ W2
+    dz1 = dh * (z1 > 0)
+    return {
+        "logits": dlogits,
+        "W2": dlogits.T @ h,
+        "b2": dlogits.sum(0),
+        "h": dh,
+        "z1": dz1,
+        "W1": dz1.T @ x,
+        "b1": dz1.sum(0),
+    }
+
+
+def backprop_karpathy_style(x, y, W1, b1, W2, b2):
+    """x @ W layout with transposed copies, an in-place -1, a mask from h, 'd' keys, float32."""
+    x, W1, b1, W2, b2 = (t.float() for t in (x, W1, b1, W2, b2))
+    w1, w2 = W1.T.contiguous(), W2.T.contiguous()
+    h = (x @ w1 + b1).clamp(min=0)
+    logits = h @ w2 + b2
+    counts = (logits - logits.max(1, keepdim=True).values).exp()
+    dlogits = counts / counts.sum(1, keepdim=True)
+    dlogits[range(len(y)), y] -= 1
+    dlogits /= len(y)
+    dh = dlogits @ w2.T
+    dz1 = dh * (h > 0).float()
+    grads = {"dW2": (h.T @ dlogits).T, "db2": dlogits.sum(0, keepdim=True)[0]}
+    grads.update(dlogits=dlogits, dh=dh, dz1=dz1, dW1=(x.T @ dz1).T, db1=dz1.sum(0))
+    return grads
+
+
+def backprop_numpy_loops(x, y, W1, b1, W2, b2):
+    """NumPy, one sample at a time, extra keys."""
+    x, W1, b1, W2, b2 = (t.numpy() for t in (x, W1, b1, W2, b2))
+    n = len(y)
+    out = {k: 0.0 for k in ("W2", "b2", "W1", "b1")}
+    out.update(logits=[], h=[], z1=[], extra="ignored")
+    for i in range(n):
+        z1 = W1 @ x[i] + b1
+        h = np.maximum(z1, 0)
+        z = W2 @ h + b2
+        p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        p[int(y[i])] -= 1
+        dz = p / n
+        dh = W2.T @ dz
+        dz1 = dh * (z1 > 0)
+        out["logits"].append(dz)
+        out["h"].append(dh)
+        out["z1"].append(dz1)
+        out["W2"] = out["W2"] + np.outer(dz, h)
+        out["b2"] = out["b2"] + dz
+        out["W1"] = out["W1"] + np.outer(dz1, x[i])
+        out["b1"] = out["b1"] + dz1
+    return {k: np.array(v) if isinstance(v, list) else v for k, v in out.items()}
+
+
+@pytest.mark.parametrize("fn", [backprop_by_hand, backprop_karpathy_style, backprop_numpy_loops])
+def test_right_backprops_pass_on_fresh_cases(fn):
+    for _ in range(4):
+        feedback = chapter05.check_backprop(fn)
+        assert feedback.ok, feedback.message
+
+
+def test_the_hand_written_gradients_are_autograd_s():
+    for seed in range(5):
+        case = chapter05.backprop_case(seed)
+        ref = chapter05.autograd_backprop(*case)
+        mine = backprop_by_hand(*case)
+        assert set(ref) == set(chapter05.BACKPROP_KEYS)
+        for key in chapter05.BACKPROP_KEYS:
+            torch.testing.assert_close(mine[key], ref[key])
+    shapes = {tuple(t.shape) for t in chapter05.backprop_case(0)[2:5:2]}
+    assert len(shapes) == 2 and all(a != b for a, b in shapes)  # W1, W2 never square
+
+
+def wrong_backprop(key, change):
+    def backprop(x, y, W1, b1, W2, b2):
+        grads = backprop_by_hand(x, y, W1, b1, W2, b2)
+        grads[key] = change(grads, x, y, W1, b1, W2, b2)
+        return grads
+
+    return backprop
+
+
+def _z1(x, W1, b1):
+    return x @ W1.T + b1
+
+
+@pytest.mark.parametrize(
+    ("learner", "message"),
+    [
+        (wrong_backprop("logits", lambda g, *a: g["logits"] * len(a[1])), "1/N of the mean is"),
+        (
+            wrong_backprop("logits", lambda g, x, y, *a: g["logits"] + F.one_hot(y, 5) / len(y)),
+            "the one-hot target was not subtracted",
+        ),
+        (wrong_backprop("W2", lambda g, *a: g["W2"].T), "dW2 has shape (12, 5), but W2"),
+        (
+            wrong_backprop("W2", lambda g, x, y, W1, b1, *a: g["logits"].T @ _z1(x, W1, b1)),
+            "it used z1, before the ReLU",
+        ),
+        (wrong_backprop("b2", lambda g, *a: g["logits"].mean(0)), "mean over the batch"),
+        (wrong_backprop("z1", lambda g, *a: g["h"]), "the ReLU mask is missing"),
+        (wrong_backprop("W1", lambda g, x, *a: g["h"].T @ x), "the ReLU mask is missing"),
+        (wrong_backprop("b1", lambda g, *a: -g["b1"]), "it has the wrong sign"),
+        (wrong_backprop("b1", lambda g, *a: g["b1"] + 1e-3), "db1 differs from autograd"),
+        (wrong_backprop("W1", lambda g, *a: g["W1"] * float("nan")), "dW1 holds nan"),
+    ],
+)
+def test_each_backprop_mistake_names_the_gradient(learner, message):
+    feedback = chapter05.check_backprop(learner)
+    assert not feedback.ok and message in feedback.message, feedback.message
+
+
+def test_the_gradients_before_the_wrong_one_are_named_right(monkeypatch):
+    monkeypatch.setattr(exercises, "_failures", {})
+    feedback = chapter05.check_backprop(wrong_backprop("z1", lambda g, *a: g["h"]))
+    assert "while dlogits, dW2, db2, dh match it" in feedback.message, feedback.message
+    assert "Hint" not in feedback.message
+    feedback = chapter05.check_backprop(wrong_backprop("z1", lambda g, *a: g["h"]))
+    assert "Hint: dz1 = dh where z1 > 0" in feedback.message
+
+
+def test_autograd_is_refused_however_reached():
+    def with_backward(x, y, W1, b1, W2, b2):
+        params = [t.requires_grad_() for t in (W1, b1, W2, b2)]
+        F.cross_entropy(torch.relu(x @ W1.T + b1) @ W2.T + b2, y).backward()
+        return dict(zip(("W1", "b1", "W2", "b2"), (p.grad for p in params), strict=True))
+
+    def with_autograd_grad(x, y, W1, b1, W2, b2):
+        W1.requires_grad = True
+        loss = F.cross_entropy(torch.relu(x @ W1.T + b1) @ W2.T + b2, y)
+        return {"W1": torch.autograd.grad(loss, W1)[0]}
+
+    def with_func_grad(x, y, W1, b1, W2, b2):
+        def loss(w):
+            return F.cross_entropy(torch.relu(x @ w.T + b1) @ W2.T + b2, y)
+
+        return {"W1": torch.func.grad(loss)(W1)}
+
+    def the_checker_s_own(x, y, W1, b1, W2, b2):
+        return chapter05.autograd_backprop(x, y, W1, b1, W2, b2)
+
+    def held_in_a_default(x, y, W1, b1, W2, b2, _f=chapter05.autograd_backprop):
+        return _f(x, y, W1, b1, W2, b2)
+
+    for learner in (
+        with_backward,
+        with_autograd_grad,
+        with_func_grad,
+        the_checker_s_own,
+        held_in_a_default,
+    ):
+        feedback = chapter05.check_backprop(learner)
+        assert not feedback.ok and "write it yourself, without" in feedback.message, feedback
+
+
+def test_a_gradient_that_requires_grad_is_refused():
+    made = torch.zeros(1, requires_grad=True)
+
+    def returns_autograd_tensors(x, y, W1, b1, W2, b2):
+        grads = backprop_by_hand(x, y, W1, b1, W2, b2)
+        grads["logits"] = grads["logits"] + 0 * made  # a tensor autograd tracks
+        return grads
+
+    feedback = chapter05.check_backprop(returns_autograd_tensors)
+    assert not feedback.ok, feedback.message
+    assert "autograd" in feedback.message
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        lambda *a: None,
+        lambda *a: (1, 2),
+        lambda *a: {"W1": 1},
+        lambda *a: {k: "text" for k in chapter05.BACKPROP_KEYS},
+        lambda *a: {k: object() for k in chapter05.BACKPROP_KEYS},
+        lambda *a: {k: torch.zeros(3, 3, 3) for k in chapter05.BACKPROP_KEYS},
+        lambda *a: 1 / 0,
+        lambda: 1,
+        42,
+    ],
+)
+def test_odd_backprop_answers_never_raise(odd):
+    feedback = chapter05.check_backprop(odd)
+    assert not feedback.ok and feedback.message
+
+
+def test_cmp_prints_exact_approximate_maxdiff_and_shape(capsys):
+    w = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    (w**2).sum().backward()
+    assert chapter05.cmp("w", 2 * w.detach(), w) == 0.0
+    assert 0 < chapter05.cmp("w", 2 * w.detach() + 1e-12, w) < 1e-11
+    assert chapter05.cmp("w", 3 * w.detach(), w) > 0.0
+    odd = [(w.detach().T, w), ("text", w), (torch.zeros(2), torch.zeros(2)), (None, w)]
+    assert all(np.isnan(chapter05.cmp(n, dt, t)) for n, (dt, t) in zip("wwvw", odd, strict=True))
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        lines[0] == "w       | exact: True  | approximate: True  | maxdiff: 0.0e+00 | shape (3, 4)"
+    )
+    assert "exact: False | approximate: True " in lines[1] and "shape (3, 4)" in lines[1]
+    assert "approximate: False" in lines[2]
+    assert "shape (4, 3), but the gradient has shape (3, 4)" in lines[3]
+    assert "a str, not a tensor" in lines[4]
+    assert "t.grad is None" in lines[5]
+    assert "no hand-written gradient yet" in lines[6]
+
+
+# ---------------------------------------------------------------------------------------------
 # The quiz
 # ---------------------------------------------------------------------------------------------
 
@@ -453,6 +673,42 @@ def test_the_quiz_explains_wrong_answers_and_never_raises():
     assert "not answered yet" in str(chapter05.check_quiz({}))
 
 
+def test_without_zero_grad_grad_is_the_running_sum_and_sgd_gets_momentum_1():
+    """Quiz 4's key: .grad sums every gradient so far; plain SGD without zero_grad() takes the
+    steps of SGD with momentum 1; zero_grad() after backward() sets .grad to None and step()
+    then leaves the parameter alone."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(48, 8, generator=g), torch.randint(0, 3, (48,), generator=g)
+
+    def weights_after(zero_grad, momentum):
+        torch.manual_seed(1)
+        model = torch.nn.Linear(8, 3)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=momentum)
+        for i in range(0, 48, 16):
+            if zero_grad:
+                optimizer.zero_grad()
+            F.cross_entropy(model(x[i : i + 16]), y[i : i + 16]).backward()
+            optimizer.step()
+        return model.weight.detach()
+
+    assert torch.equal(weights_after(False, 0.0), weights_after(True, 1.0))
+    model = torch.nn.Linear(8, 3)
+    singles = []
+    for i in range(0, 48, 16):
+        copy = torch.nn.Linear(8, 3)
+        copy.load_state_dict(model.state_dict())
+        F.cross_entropy(copy(x[i : i + 16]), y[i : i + 16]).backward()
+        singles.append(copy.weight.grad)
+        F.cross_entropy(model(x[i : i + 16]), y[i : i + 16]).backward()
+    torch.testing.assert_close(model.weight.grad, sum(singles))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = model.weight.detach().clone()
+    optimizer.zero_grad()
+    assert model.weight.grad is None
+    optimizer.step()
+    assert torch.equal(model.weight, before)
+
+
 def test_the_quiz_numbers_are_true():
     assert 55_000 - (55_000 // 128) * 128 == chapter05.QUIZ[2].answer
     optimizer = torch.optim.SGD([torch.zeros(1)], lr=0.1, momentum=0.9)
@@ -466,7 +722,11 @@ def test_the_quiz_numbers_are_true():
 
 
 def test_exercise_names_match_the_checkers():
-    checkers = (chapter05.check_train_one_epoch, chapter05.check_accuracy)
+    checkers = (
+        chapter05.check_train_one_epoch,
+        chapter05.check_backprop,
+        chapter05.check_accuracy,
+    )
     assert chapter05.EXERCISES == tuple(c.exercise for c in checkers)
 
 
