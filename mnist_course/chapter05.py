@@ -357,15 +357,19 @@ def autograd_backprop(
     return {k: t.grad.detach() for k, t in found.items() if t.grad is not None}
 
 
-def _backprop_formulas() -> dict[str, str]:
+def _backprop_hints() -> dict[str, str]:
+    """A guiding hint per gradient: what to think of, not the line to write."""
     return {
-        "logits": "dlogits = (softmax(logits) - onehot(y)) / N",
-        "W2": "dW2 = dlogits^T h (shape C x H, as W2)",
-        "b2": "db2 = dlogits summed over the batch (dim 0)",
-        "h": "dh = dlogits W2",
-        "z1": "dz1 = dh where z1 > 0, and 0 elsewhere (the ReLU mask)",
-        "W1": "dW1 = dz1^T x (shape H x D, as W1)",
-        "b1": "db1 = dz1 summed over the batch (dim 0)",
+        "logits": "start from the softmax of the logits, subtract 1 at each row's true class, "
+        "and remember that the loss is a mean over the N rows",
+        "W2": "a weight's gradient is (the gradient of the layer's output) transposed, times "
+        "the layer's input; which tensor goes into layer 2? The result has W2's shape",
+        "b2": "the bias is added to every row, so its gradient collects one term per row",
+        "h": "carry dlogits back through layer 2: a product with W2 whose result has h's shape",
+        "z1": "ReLU lets a value through only where its input was positive, and the gradient "
+        "only there too",
+        "W1": "as for W2, with layer 1's output gradient and layer 1's input",
+        "b1": "as for b2, with layer 1's output gradient",
     }
 
 
@@ -388,9 +392,9 @@ def _backprop_mistake(key: str, got: torch.Tensor, case: tuple, ref: dict) -> st
         variants.append((ref["h"], "the ReLU mask is missing: no gradient flows where z1 <= 0"))
     if key == "W1":
         no_mask = ref["h"].T @ x
-        variants.append((no_mask, "the ReLU mask is missing (dz1 = dh where z1 > 0, else 0)"))
+        variants.append((no_mask, "it used dh, without the ReLU mask; use dz1"))
     if key == "b1":
-        variants.append((ref["h"].sum(0), "the ReLU mask is missing (sum dz1, not dh)"))
+        variants.append((ref["h"].sum(0), "it summed dh, without the ReLU mask; sum dz1"))
     variants += [
         (right * n, "it is N times too large: the 1/N of the mean is missing"),
         (right / n, "it is N times too small: the 1/N was applied twice"),
@@ -429,7 +433,7 @@ def check_backprop(backprop: Callable[..., Any]) -> str:
     case = backprop_case(draw("backprop"))
     copies = tuple(t.clone() for t in case)
     result = call(backprop, *copies, forbidden=BACKPROP_FORBIDDEN, no_autograd=True)
-    formulas = _backprop_formulas()
+    hints = _backprop_hints()
     if not isinstance(result, dict):
         raise NotYet(
             f"your function returned {a_type(result)}; return a dict with one gradient per "
@@ -462,17 +466,17 @@ def check_backprop(backprop: Callable[..., Any]) -> str:
                 f"{tuple(want.shape)}"
                 + (": it is the transpose." if transposed else ".")
                 + " A gradient always has the shape of its tensor.",
-                formulas[key] + ".",
+                hints[key] + ".",
             )
         if not torch.isfinite(got).all():
-            raise NotYet(f"d{key} holds nan or inf{before}.", formulas[key] + ".")
+            raise NotYet(f"d{key} holds nan or inf{before}.", hints[key] + ".")
         if not torch.allclose(got, want, rtol=1e-5, atol=1e-6 * want.abs().max().item()):
             what = _backprop_mistake(key, got, case, ref)
             maxdiff = (got - want).abs().max().item()
             raise NotYet(
                 f"d{key} differs from autograd (maxdiff {maxdiff:.1e}){before}"
                 + (f": {what}." if what else "."),
-                formulas[key] + ".",
+                hints[key] + ".",
             )
         right.append(key)
     n, d = case[0].shape

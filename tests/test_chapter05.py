@@ -548,8 +548,10 @@ def _z1(x, W1, b1):
         ),
         (wrong_backprop("b2", lambda g, *a: g["logits"].mean(0)), "mean over the batch"),
         (wrong_backprop("z1", lambda g, *a: g["h"]), "the ReLU mask is missing"),
-        (wrong_backprop("W1", lambda g, x, *a: g["h"].T @ x), "the ReLU mask is missing"),
+        (wrong_backprop("W1", lambda g, x, *a: g["h"].T @ x), "it used dh, without the ReLU mask"),
         (wrong_backprop("b1", lambda g, *a: -g["b1"]), "it has the wrong sign"),
+        (wrong_backprop("b1", lambda g, *a: g["h"].sum(0)), "it summed dh, without the ReLU"),
+        (wrong_backprop("W1", lambda g, x, *a: g["W1"].T), "it is the transpose"),
         (wrong_backprop("b1", lambda g, *a: g["b1"] + 1e-3), "db1 differs from autograd"),
         (wrong_backprop("W1", lambda g, *a: g["W1"] * float("nan")), "dW1 holds nan"),
     ],
@@ -565,7 +567,7 @@ def test_the_gradients_before_the_wrong_one_are_named_right(monkeypatch):
     assert "while dlogits, dW2, db2, dh match it" in feedback.message, feedback.message
     assert "Hint" not in feedback.message
     feedback = chapter05.check_backprop(wrong_backprop("z1", lambda g, *a: g["h"]))
-    assert "Hint: dz1 = dh where z1 > 0" in feedback.message
+    assert "Hint: ReLU lets a value through only where its input was positive" in feedback.message
 
 
 def test_autograd_is_refused_however_reached():
