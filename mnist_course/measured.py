@@ -15,6 +15,9 @@ from importlib import resources
 FILES = {
     "lecture_100_epochs.csv": "benchmarks/long_run.py",
     "one_cycle_momentum.csv": "benchmarks/one_cycle_momentum.py",
+    "chapter06_ladder.csv": "benchmarks/chapter06_seeds.py",
+    "chapter06_architecture.csv": "benchmarks/chapter06_seeds.py",
+    "chapter06_batchnorm.csv": "benchmarks/chapter06_seeds.py",
 }
 
 
