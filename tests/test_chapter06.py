@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mnist_course import chapter06, data, exercises
@@ -287,6 +288,240 @@ def test_the_hint_never_shows_the_solution():
         assert "return " not in message
 
 
+# ----------------------------------------------------------------------------- conv_by_hand
+
+
+def conv_loops(image, weight, bias):
+    k = weight.shape[0]
+    rows, cols = image.shape[0] - k + 1, image.shape[1] - k + 1
+    out = torch.zeros(rows, cols, dtype=image.dtype)
+    for i in range(rows):
+        for j in range(cols):
+            out[i, j] = (weight * image[i : i + k, j : j + k]).sum() + bias
+    return out
+
+
+def conv_shifts(image, weight, bias):  # a sum of k * k shifted images, in float32
+    k = weight.shape[0]
+    h, w = image.shape[0] - k + 1, image.shape[1] - k + 1
+    image, weight = image.float(), weight.float()
+    return (
+        sum(weight[u, v] * image[u : u + h, v : v + w] for u in range(k) for v in range(k)) + bias
+    )
+
+
+def conv_numpy(image, weight, bias):
+    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(image), weight.shape)
+    return np.einsum("ijuv,uv->ij", windows, np.asarray(weight)) + bias
+
+
+def conv_nested_lists(image, weight, bias):
+    k = len(weight)
+    x, w = image.tolist(), weight.tolist()
+    return [
+        [
+            bias + sum(w[u][v] * x[i + u][j + v] for u in range(k) for v in range(k))
+            for j in range(len(x[0]) - k + 1)
+        ]
+        for i in range(len(x) - k + 1)
+    ]
+
+
+@pytest.mark.parametrize("fn", [conv_loops, conv_shifts, conv_numpy, conv_nested_lists])
+def test_right_convolutions_pass(fn):
+    for _ in range(3):  # the first draw (the notebook's) and fresh ones
+        feedback = chapter06.check_conv_by_hand(fn)
+        assert feedback.ok, feedback.message
+
+
+def test_the_cases_hold_a_digit_sized_image_and_asymmetric_filters():
+    for seed in (0, 1, 5):
+        cases = chapter06.conv_inputs(seed)
+        assert cases[0][0].shape == (28, 28) and cases[0][1].shape == (5, 5)
+        for _, weight, bias in cases:
+            assert not torch.equal(weight, weight.flip(0, 1)) and bias != 0
+            assert not torch.equal(weight, weight.T)
+
+
+CONV_MISTAKES = {
+    "flipped the filter": lambda x, w, b: conv_loops(x, w.flip(0, 1), b),
+    "short by the bias": lambda x, w, b: conv_loops(x, w, 0.0),
+    "rows and columns are swapped": lambda x, w, b: conv_loops(x, w.T, b),
+    "it should be": lambda x, w, b: conv_loops(x, w, b)[:-1],  # one row short
+    "nn.Conv2d gives": lambda x, w, b: conv_loops(x, w, b) * 1.01,
+}
+
+
+@pytest.mark.parametrize("message, fn", CONV_MISTAKES.items(), ids=list(CONV_MISTAKES))
+def test_each_conv_mistake_gets_its_message(message, fn):
+    feedback = chapter06.check_conv_by_hand(fn)
+    assert not feedback.ok and message in feedback.message, feedback.message
+
+
+def test_the_library_is_no_shortcut():
+    def library(x, w, b):
+        return F.conv2d(x[None, None], w[None, None])[0, 0] + b
+
+    def unfolded(x, w, b):
+        cols = F.unfold(x[None, None], w.shape)
+        return (w.flatten() @ cols)[0].view(x.shape[0] - 4, -1) + b
+
+    for fn in (library, unfolded):
+        feedback = chapter06.check_conv_by_hand(fn)
+        assert not feedback.ok and "write it yourself" in feedback.message, feedback.message
+
+
+@pytest.mark.parametrize("fn", [raises, not_written, None, 3, lambda x, w, b: None])
+def test_broken_convolutions_never_raise(fn):
+    feedback = chapter06.check_conv_by_hand(fn)
+    assert not feedback.ok and feedback.message
+
+
+@pytest.mark.parametrize("value", ODD_RETURNS, ids=repr)
+def test_odd_conv_returns_never_raise(value):
+    feedback = chapter06.check_conv_by_hand(lambda x, w, b: value)
+    assert not feedback.ok and feedback.message
+
+
+def test_conv_by_hand_hint_grows():
+    wrong = CONV_MISTAKES["flipped the filter"]
+    first = chapter06.check_conv_by_hand(wrong)
+    second = chapter06.check_conv_by_hand(wrong)
+    assert "Hint:" not in first.message and "Hint:" in second.message
+    assert "return " not in second.message and "range(" not in second.message
+
+
+# ----------------------------------------------------------------------------- batch_norm_by_hand
+
+
+def bn_mean_square(x, gamma, beta, eps=1e-5):
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+    return gamma.view(1, -1, 1, 1) * (x - mean) / torch.sqrt(var + eps) + beta.view(1, -1, 1, 1)
+
+
+def bn_var_mean(x, gamma, beta, eps=1e-5):
+    var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0, keepdim=True)
+    return (x - mean) * torch.rsqrt(var + eps) * gamma[:, None, None] + beta[:, None, None]
+
+
+def bn_per_channel_loop(x, gamma, beta, eps=1e-5):
+    out = torch.empty_like(x)
+    for c in range(x.shape[1]):
+        channel = x[:, c]
+        mu, var = channel.mean(), channel.var(unbiased=False)
+        out[:, c] = gamma[c] * (channel - mu) / (var + eps) ** 0.5 + beta[c]
+    return out
+
+
+def bn_numpy(x, gamma, beta, eps=1e-5):
+    a = np.asarray(x)
+    mean, var = a.mean(axis=(0, 2, 3)), a.var(axis=(0, 2, 3))
+    shape = (1, -1, 1, 1)
+    a_hat = (a - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+    return np.asarray(gamma).reshape(shape) * a_hat + np.asarray(beta).reshape(shape)
+
+
+@pytest.mark.parametrize("fn", [bn_mean_square, bn_var_mean, bn_per_channel_loop, bn_numpy])
+def test_right_batch_norms_pass(fn):
+    for _ in range(3):
+        feedback = chapter06.check_batch_norm_by_hand(fn)
+        assert feedback.ok, feedback.message
+
+
+def _unbiased(x, g, b, eps=1e-5):
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), keepdim=True)  # unbiased, torch's default
+    return g.view(1, -1, 1, 1) * (x - mean) / torch.sqrt(var + eps) + b.view(1, -1, 1, 1)
+
+
+def _dims(dims):
+    def bn(x, g, b, eps=1e-5):
+        mean = x.mean(dim=dims, keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+        return g.view(1, -1, 1, 1) * (x - mean) / torch.sqrt(var + eps) + b.view(1, -1, 1, 1)
+
+    return bn
+
+
+def _eps_outside(x, g, b, eps=1e-5):
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    std = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True).sqrt()
+    return g.view(1, -1, 1, 1) * (x - mean) / (std + eps) + b.view(1, -1, 1, 1)
+
+
+def _no_eps(x, g, b, eps=1e-5):
+    return bn_mean_square(x, g, b, 0.0)
+
+
+BN_MISTAKES = {
+    "count minus 1": _unbiased,
+    "each IMAGE was normalised": _dims((2, 3)),
+    "over everything at once": _dims((0, 1, 2, 3)),
+    "eps goes inside the square root": _eps_outside,
+    "gamma and beta are missing": lambda x, g, b, eps=1e-5: bn_mean_square(
+        x, torch.ones_like(g), torch.zeros_like(b), eps
+    ),
+    "its variance is 0": _no_eps,
+    "keeps the shape of x": lambda x, g, b, eps=1e-5: bn_mean_square(x, g, b, eps)[0],
+    "differs from BatchNorm2d": lambda x, g, b, eps=1e-5: bn_mean_square(x, g, b, eps) + 0.01,
+}
+
+
+@pytest.mark.parametrize("message, fn", BN_MISTAKES.items(), ids=list(BN_MISTAKES))
+def test_each_batch_norm_mistake_gets_its_message(message, fn):
+    feedback = chapter06.check_batch_norm_by_hand(fn)
+    assert not feedback.ok and message in feedback.message, feedback.message
+
+
+def test_the_normalisation_layers_are_no_shortcut():
+    def library(x, g, b, eps=1e-5):
+        return F.batch_norm(x, None, None, g, b, training=True, eps=eps)
+
+    def layer(x, g, b, eps=1e-5):
+        bn = nn.BatchNorm2d(x.shape[1], eps=eps).double()
+        return bn(x) * g.view(1, -1, 1, 1) + b.view(1, -1, 1, 1)
+
+    def group_norm(x, g, b, eps=1e-5):  # over a batch seen as one image per channel
+        y = F.group_norm(x.transpose(0, 1).reshape(1, x.shape[1], -1), x.shape[1], eps=eps)
+        y = y.view(x.shape[1], x.shape[0], *x.shape[2:]).transpose(0, 1)
+        return g.view(1, -1, 1, 1) * y + b.view(1, -1, 1, 1)
+
+    for fn in (library, layer, group_norm):
+        feedback = chapter06.check_batch_norm_by_hand(fn)
+        assert not feedback.ok and "write it yourself" in feedback.message, feedback.message
+
+
+@pytest.mark.parametrize("fn", [raises, not_written, None, "bn", lambda x, g, b, eps: None])
+def test_broken_batch_norms_never_raise(fn):
+    feedback = chapter06.check_batch_norm_by_hand(fn)
+    assert not feedback.ok and feedback.message
+
+
+@pytest.mark.parametrize("value", ODD_RETURNS, ids=repr)
+def test_odd_batch_norm_returns_never_raise(value):
+    feedback = chapter06.check_batch_norm_by_hand(lambda x, g, b, eps: value)
+    assert not feedback.ok and feedback.message
+
+
+def test_the_learner_s_in_place_changes_do_not_reach_the_reference():
+    def in_place(x, g, b, eps=1e-5):
+        out = bn_mean_square(x, g, b, eps)
+        x.zero_()
+        g.fill_(3.0)
+        return out
+
+    assert chapter06.check_batch_norm_by_hand(in_place).ok
+
+
+def test_batch_norm_hint_grows():
+    wrong = BN_MISTAKES["count minus 1"]
+    first = chapter06.check_batch_norm_by_hand(wrong)
+    second = chapter06.check_batch_norm_by_hand(wrong)
+    assert "Hint:" not in first.message and "Hint:" in second.message
+    assert "keepdim" not in second.message and "return " not in second.message
+
+
 # ----------------------------------------------------------------------------- pick_on_validation
 
 
@@ -424,6 +659,28 @@ def test_missing_mnist_is_explained(monkeypatch):
     monkeypatch.setattr(chapter06, "_training_data", missing)
     feedback = chapter06.check_break_it(RIGHT)
     assert not feedback.ok and "could not load the MNIST training images" in feedback.message
+
+
+def test_run_trial_leaves_the_learner_s_random_state_alone():
+    """A check draws its own weights: the learner's next random numbers are the same with it."""
+    import random
+
+    images, labels = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
+
+    def next_draws():
+        return torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random()  # noqa: NPY002
+
+    torch.manual_seed(123)
+    np.random.seed(123)  # noqa: NPY002
+    random.seed(123)
+    expected = next_draws()
+    torch.manual_seed(123)
+    np.random.seed(123)  # noqa: NPY002
+    random.seed(123)
+    first = chapter06.run_trial(images, labels, "mlp", 0.1, False, steps=2, seed=0)
+    assert next_draws() == expected
+    again = chapter06.run_trial(images, labels, "mlp", 0.1, False, steps=2, seed=0)
+    assert first == again  # and the trial itself is still reproducible
 
 
 def test_run_trial_refuses_too_few_images():
