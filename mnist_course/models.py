@@ -9,7 +9,7 @@ from torch import nn
 class MLP(nn.Module):
     """The lecture notes' network: 784-512-256-128-64-10, ReLU between layers (chapter 5).
 
-    Chapter 5 writes the same class out as the lecture does (``class Net``) and
+    Chapter 5 writes the same class out as the lecture does (``class MNIST_Model``) and
     checks that it equals this one; the command line and chapter 6 use this one.
 
     It outputs raw logits: the softmax is inside ``CrossEntropyLoss`` (chapter 2).

@@ -35,6 +35,6 @@ def test_unknown_model_names_the_choices():
 
 
 def test_mlp_parameters_have_the_lecture_s_names():
-    """The lecture's `Net` (chapter 5) and MLP name their layers alike, so weights move across."""
+    """The lecture's `MNIST_Model` (chapter 5) and MLP name their layers alike, so weights move across."""
     names = [name for name, _ in models.MLP().named_parameters()]
     assert names == [f"l{i}.{kind}" for i in range(1, 6) for kind in ("weight", "bias")]
