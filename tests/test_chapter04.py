@@ -637,18 +637,28 @@ def test_the_stability_limits_taught_for_momentum_and_nesterov(m):
 
 
 def test_pytorch_nesterov_visits_sutskever_s_look_ahead_points():
-    """PyTorch's p - lr(g + m b) is Sutskever et al.'s gradient at theta + m v, rewritten."""
+    """PyTorch's p - lr(g + m b) is Sutskever et al.'s gradient at the look-ahead point, rewritten.
+
+    In the chapter's form (v <- m v + lr g, p <- p - v) the look-ahead point is p - m v; the
+    paper's v carries the minus sign, so it writes theta + mu v. Both are checked.
+    """
     h, lr, m = np.array([1.0, 20.0]), 0.03, 0.5
     p = torch.tensor([-9.0, 1.0], dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.SGD([p], lr=lr, momentum=m, nesterov=True)
-    theta, v = np.array([-9.0, 1.0]), np.zeros(2)
+    q, v = np.array([-9.0, 1.0]), np.zeros(2)  # the chapter's form
+    theta, w = np.array([-9.0, 1.0]), np.zeros(2)  # the paper's form
     for _ in range(30):
         optimizer.zero_grad()
         (0.5 * torch.from_numpy(h) * p**2).sum().backward()
         optimizer.step()
-        v = m * v - lr * h * (theta + m * v)  # the gradient at the look-ahead point
-        theta = theta + v
-        assert np.allclose(p.detach().numpy(), theta + m * v, rtol=0, atol=1e-12)
+        v = m * v + lr * h * (q - m * v)  # the gradient at the look-ahead point p - m v
+        q = q - v
+        w = m * w - lr * h * (theta + m * w)
+        theta = theta + w
+        params = p.detach().numpy()
+        assert np.allclose(params, q - m * v, rtol=0, atol=1e-12)
+        assert np.allclose(params, theta + m * w, rtol=0, atol=1e-12)
+    assert np.abs(params - (q + m * v)).max() > 0.05  # the other sign is not the look-ahead
 
 
 def test_softmax_regression_has_no_unique_minimum():
