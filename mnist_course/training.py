@@ -183,8 +183,9 @@ def one_cycle_sgd(
 ) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.OneCycleLR]:
     """The course's recipe (chapter 5): Nesterov SGD with a one-cycle learning rate and momentum.
 
-    ``OneCycleLR`` with PyTorch's defaults (Smith & Topin's super-convergence
-    schedule): the rate warms up from ``max_lr / 25`` to ``max_lr`` over the
+    ``OneCycleLR`` with PyTorch's defaults (fastai's two-phase, cosine variant of
+    Smith & Topin's one-cycle schedule; ``three_phase=True`` would give the paper's
+    shape): the rate warms up from ``max_lr / 25`` to ``max_lr`` over the
     first 30% of the steps, then anneals to ``max_lr / 25 / 1e4``; the momentum
     moves the other way, from 0.95 down to 0.85 at the peak rate and back to
     0.95 (``cycle_momentum=True``; the scheduler sets it, whatever SGD was
