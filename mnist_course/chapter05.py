@@ -657,7 +657,8 @@ QUIZ: dict[int, quiz.Question] = {
         "c",
         "in the measured 100 epochs the training loss falls to almost 0 and the validation "
         "accuracy stays on its plateau, while the validation loss climbs from its minimum: "
-        "the network grows over-confident on the images it gets wrong (over-fitting).",
+        "over-fitting that shows in the loss only. One explanation, not measured here: the "
+        "network grows over-confident on the images it gets wrong.",
     ),
 }
 
