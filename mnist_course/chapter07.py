@@ -315,8 +315,10 @@ QUIZ: dict[int, quiz.Question] = {
     4: quiz.Question(
         "c",
         "one process already ran on both cores (two threads); two processes get one core "
-        "each, do the same arithmetic, and add an all-reduce every step. Gloo is not the "
-        "problem, and each image is still trained on once per epoch.",
+        "each, do the same training arithmetic between them, and add an all-reduce every step "
+        "(and rank 0 tests alone on one core after each epoch). Any backend must do that "
+        "all-reduce, and no backend gives back the second core the threads already used; "
+        "each image is still trained on once per epoch.",
     ),
 }
 

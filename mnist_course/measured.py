@@ -18,6 +18,7 @@ FILES = {
     "chapter06_ladder.csv": "benchmarks/chapter06_seeds.py",
     "chapter06_architecture.csv": "benchmarks/chapter06_seeds.py",
     "chapter06_batchnorm.csv": "benchmarks/chapter06_seeds.py",
+    "processes.csv": "benchmarks/time_to_accuracy.py",  # --mode processes --repeats 3 --write
 }
 
 
