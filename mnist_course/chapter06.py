@@ -563,7 +563,7 @@ BREAK_HINTS = {
     "mlp, lr=1": "with momentum 0.9 a steady step is lr / (1 - 0.9): ten times the "
     "learning rate. What does a step 10 times larger than what worked do?",
     "mlp, raw pixels": "raw pixels are up to 255 instead of about 2.8: the first layer's "
-    "outputs, and its gradients, are about 80 times larger.",
+    "outputs, and its gradients, are about 79 times larger.",
     "cnn, raw pixels": "look at the layer right after the first convolution: batch norm "
     "subtracts each channel's mean and divides by its std, whatever the input's scale.",
 }
