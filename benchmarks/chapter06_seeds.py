@@ -31,9 +31,7 @@ Every row records what was run (seed, epochs or steps, batch size).
 from __future__ import annotations
 
 import argparse
-import csv
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_course import data, models, runtime, training
+from mnist_course import data, measured, models, runtime, training
 
 RESULTS = Path(__file__).parents[1] / "mnist_course" / "results"
 FILES = {
@@ -194,17 +192,6 @@ def batchnorm(seeds: list[int], splits: dict, steps: int) -> list[dict[str, str]
     return rows
 
 
-def write(rows: list[dict[str, str]], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, out)
-    print(f"wrote {out}")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=list(FILES), default=list(FILES))
@@ -224,7 +211,8 @@ def main(argv: list[str] | None = None) -> None:
             rows = architecture(args.seeds, splits)
         else:
             rows = batchnorm(args.seeds, splits, args.bn_steps)
-        write(rows, args.out_dir / FILES[part])
+        measured.write_rows(rows, args.out_dir / FILES[part])
+        print(f"wrote {args.out_dir / FILES[part]}")
         print(f"{part}: {time.perf_counter() - start:.0f} s", flush=True)
 
 

@@ -23,14 +23,12 @@ plots the file and quotes it.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import time
 from pathlib import Path
 
 import torch
 
-from mnist_course import data, models, runtime, training
+from mnist_course import data, measured, models, runtime, training
 
 DEFAULT_OUT = Path(__file__).parents[1] / "mnist_course" / "results" / "lecture_100_epochs.csv"
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
@@ -45,16 +43,6 @@ def row(stats: training.EpochStats) -> dict[str, str]:
         "val_loss": f"{stats.val_loss:.5f}",
         "val_acc": f"{stats.val_acc:.5f}",
     }
-
-
-def write_csv(rows: list[dict[str, str]], path: Path) -> None:
-    """Write atomically (a temp file, then a rename): a killed run leaves the last full file."""
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def record(stats: training.EpochStats) -> None:
         rows.append(row(stats))
-        write_csv(rows, args.out)
+        measured.write_rows(rows, args.out, COLUMNS)
         print(
             f"epoch {stats.epoch:3d}: train loss {stats.train_loss:.4f}, "
             f"val loss {stats.val_loss:.4f}, val acc {100 * stats.val_acc:.2f}% "

@@ -19,14 +19,12 @@ One CSV row per (variant, seed, epoch), rounded.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 from multiprocessing import Pool
 from pathlib import Path
 
 import torch
 
-from mnist_course import data, models, runtime, training
+from mnist_course import data, measured, models, runtime, training
 
 DEFAULT_OUT = Path(__file__).parents[1] / "mnist_course" / "results" / "one_cycle_momentum.csv"
 COLUMNS = ("variant", "seed", "epoch", "train_loss", "val_loss", "val_acc")
@@ -83,14 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     with Pool(args.jobs) as pool:
         results = pool.map(run, jobs)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for rows in results:
-            writer.writerows(rows)
-    os.replace(tmp, args.out)
+    measured.write_rows([row for rows in results for row in rows], args.out, COLUMNS)
     for variant in VARIANTS:
         last = [
             float(r["val_acc"])

@@ -34,7 +34,6 @@ processes, the time of N processes over one). Runs on the CPU unless --device sa
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import re
 import shutil
@@ -48,7 +47,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from mnist_course import data, models, runtime, training
+from mnist_course import data, measured, models, runtime, training
 
 HERE = Path(__file__).resolve().parent
 
@@ -217,16 +216,6 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_rows(rows: list[dict], path: Path) -> None:
-    """Store the runs as CSV, whole or not at all (written beside, then renamed)."""
-    partial = path.with_suffix(".csv.partial")
-    with partial.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=PROCESS_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    partial.replace(path)
-
-
 def speed_up(notes: Result, course: Result) -> str:
     """The closing line: how many times sooner the course's MLP reaches 98% than the notes'."""
     if notes.reached and course.reached:
@@ -277,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(summary(rows))
         if args.write:
-            write_rows(rows, RESULTS)
+            measured.write_rows(rows, RESULTS, PROCESS_FIELDS)
             print(f"stored in {RESULTS}")
         return 0
     if args.mode == "end-to-end":

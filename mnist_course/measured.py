@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from importlib import resources
+from pathlib import Path
 
 FILES = {
     "lecture_100_epochs.csv": "benchmarks/long_run.py",
@@ -20,6 +21,21 @@ FILES = {
     "chapter06_batchnorm.csv": "benchmarks/chapter06_seeds.py",
     "processes.csv": "benchmarks/time_to_accuracy.py",  # --mode processes --repeats 3 --write
 }
+
+
+def write_rows(rows: list[dict], path: Path, fields: list[str] | None = None) -> None:
+    """Store ``rows`` as CSV at ``path`` (the benchmarks' writer), whole or not at all.
+
+    The columns are ``fields`` (default: the first row's keys). The file is written beside
+    ``path`` and renamed over it, so a run killed midway leaves the last complete file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".csv.partial")
+    with partial.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fields or list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.replace(path)
 
 
 def rows(name: str) -> list[dict[str, str]]:

@@ -34,13 +34,12 @@ TIMINGS = [
 NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|\bnan\b|\binf\b")
 
 
-def final_lines(text: str) -> str:
-    """What a terminal shows: each line after its last carriage return."""
-    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
-
-
 def output_text(outputs: Iterable) -> str:
-    """The text of a cell's outputs: streams and ``text/plain`` (figures are not text)."""
+    """The text of a cell's outputs: streams and ``text/plain`` (figures are not text).
+
+    The streams come merged by nbval's ``coalesce_streams``, which also keeps only what a
+    terminal shows of a progress bar (the part after each line's last carriage return).
+    """
     parts = []
     for output in outputs:
         if "text" in output:
@@ -49,7 +48,7 @@ def output_text(outputs: Iterable) -> str:
         elif "text/plain" in output.get("data", {}):
             text = output["data"]["text/plain"]
             parts.append(text if isinstance(text, str) else "".join(text))
-    return final_lines("\n".join(parts))
+    return "\n".join(parts)
 
 
 def numbers(text: str) -> list[float]:

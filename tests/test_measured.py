@@ -55,3 +55,12 @@ def test_a_built_wheel_carries_the_results(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in measured.FILES:
         assert f"mnist_course/results/{name}" in names
+
+
+def test_write_rows_stores_whole_files_that_rows_reads_back(tmp_path):
+    path = tmp_path / "results" / "runs.csv"
+    measured.write_rows([{"seed": 0, "acc": "0.98"}, {"seed": 1, "acc": "0.97"}], path)
+    assert path.read_text() == "seed,acc\n0,0.98\n1,0.97\n"
+    measured.write_rows([{"acc": "0.5", "seed": 2}], path, ["seed", "acc"])  # replaced whole
+    assert path.read_text() == "seed,acc\n2,0.5\n"
+    assert [p.name for p in path.parent.iterdir()] == ["runs.csv"]  # no partial file left
