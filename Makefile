@@ -20,9 +20,10 @@ DEV_STAMP := $(VENV)/.installed-dev
 # Jupyter refuses to start as root unless told; containers often run as root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 LAB_ARGS ?=
-# PyTorch's idle OpenMP threads sleep instead of spinning (every kernel, test and command
-# started from here): beside a busy program, spinning made training tens of times slower.
-export OMP_WAIT_POLICY ?= PASSIVE
+# PyTorch's idle OpenMP threads spin briefly, then sleep (every kernel, test and command
+# started from here): beside a busy program, long spinning made training tens of times
+# slower (mnist_course/__init__.py, benchmarks/wait_policy.py).
+export GOMP_SPINCOUNT ?= 1000
 LAB_DIR ?= notebooks
 UPGRADE_PIP ?= 1
 

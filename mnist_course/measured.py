@@ -20,6 +20,7 @@ FILES = {
     "chapter06_architecture.csv": "benchmarks/chapter06_seeds.py",
     "chapter06_batchnorm.csv": "benchmarks/chapter06_seeds.py",
     "processes.csv": "benchmarks/time_to_accuracy.py",  # --mode processes --repeats 3 --write
+    "wait_policy.csv": "benchmarks/wait_policy.py",
 }
 
 

@@ -143,7 +143,7 @@ def _environment(home: Path, threads: int | None = None) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "MNIST_COURSE_DEVICE": os.environ.get("MNIST_COURSE_DEVICE", "cpu"),
         "PYTHONDONTWRITEBYTECODE": "1",
-        **WAIT_POLICY,  # idle OpenMP threads sleep: kernels side by side never spin-wait
+        **WAIT_POLICY,  # idle OpenMP threads spin briefly: kernels side by side do not spin-wait
     }
     if threads is not None:  # notebooks graded side by side share the cores, not fight for them
         env["OMP_NUM_THREADS"] = str(threads)

@@ -84,30 +84,32 @@ def test_unavailable_device_is_an_error_not_a_fallback(monkeypatch):
         runtime.get_device("cuda:3")
 
 
-def test_importing_the_package_before_torch_makes_idle_threads_sleep():
-    """OpenMP reads OMP_WAIT_POLICY when torch loads: the package sets it first (no override)."""
+def test_importing_the_package_before_torch_sets_a_short_spin():
+    """OpenMP reads GOMP_SPINCOUNT when torch loads: the package sets it first (no override)."""
     import subprocess
     import sys
 
-    code = "import os, mnist_course, torch; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import os, mnist_course, torch; print(os.environ['GOMP_SPINCOUNT'])"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert done.stdout.strip() == "PASSIVE", done.stderr
-    env["OMP_WAIT_POLICY"] = "ACTIVE"  # a user's own choice stays
+    assert done.stdout.strip() == "1000", done.stderr
+    env["GOMP_SPINCOUNT"] = "INFINITY"  # a user's own choice stays
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert done.stdout.strip() == "ACTIVE", done.stderr
+    assert done.stdout.strip() == "INFINITY", done.stderr
 
 
-def test_every_way_a_kernel_starts_sets_the_wait_policy():
+def test_every_way_a_kernel_starts_sets_the_same_wait_policy():
     from pathlib import Path
 
-    from mnist_course import sandbox
+    from mnist_course import WAIT_POLICY, sandbox
 
     root = Path(__file__).resolve().parents[1]
-    assert sandbox._environment(Path("/nonexistent"))["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert "export OMP_WAIT_POLICY ?= PASSIVE" in (root / "Makefile").read_text()
+    assert WAIT_POLICY == {"GOMP_SPINCOUNT": "1000"}
+    assert sandbox._environment(Path("/nonexistent"))["GOMP_SPINCOUNT"] == "1000"
+    assert "export GOMP_SPINCOUNT ?= 1000" in (root / "Makefile").read_text()
     hub = (root / "deploy" / "jupyterhub" / "jupyterhub_config.py").read_text()
-    assert '"OMP_WAIT_POLICY": "PASSIVE"' in hub
+    assert '"GOMP_SPINCOUNT": "1000"' in hub
+    assert "OMP_WAIT_POLICY" not in hub + (root / "Makefile").read_text()
 
 
 @pytest.mark.parametrize(

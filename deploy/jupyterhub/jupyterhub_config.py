@@ -224,11 +224,11 @@ c.Spawner.cmd = [str(VENV / "bin" / "jupyterhub-singleuser")]
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120  # first starts on a small machine, many students at once
 c.Spawner.http_timeout = 90
-# OMP_WAIT_POLICY: idle PyTorch threads sleep instead of spinning, so students' kernels
+# GOMP_SPINCOUNT: idle PyTorch threads spin briefly, then sleep, so students' kernels
 # sharing the cores do not slow each other down tens of times (mnist_course/__init__.py).
 environment = {
     "PATH": f"{VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-    "OMP_WAIT_POLICY": "PASSIVE",
+    "GOMP_SPINCOUNT": "1000",
 }
 if DATA:  # MNIST from one shared, read-only folder (the package reads this variable)
     environment["MNIST_COURSE_DATA"] = str(Path(DATA).absolute())
