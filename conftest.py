@@ -8,6 +8,10 @@ import pytest
 # Output-ignored notebook cells: their numbers, re-run, must still match the stored ones.
 pytest_plugins = ["tests.stale_numbers"]
 
+# The translated chapters' code cells and outputs are the English chapters' (mnist_course.
+# translation; tests/test_translation.py checks it), so nbval runs the English ones only.
+collect_ignore_glob = ["notebooks/zh/*"]
+
 
 def pytest_configure(config):
     option = getattr(config.option, "nbval_sanitize_with", None)

@@ -137,6 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--user",
         help="run the learners' code as this OS account (needed when grading as root)",
     )
+
+    translate = commands.add_parser(
+        "translate", help="keep translated chapters (notebooks/zh/) in step with the English ones"
+    )
+    translate.add_argument(
+        "action", choices=["status", "sync", "export", "import"],
+        help="status: what is current, stale or missing (exit 1 unless all current); sync: "
+        "rebuild the translated chapters from the English ones, keeping their translations; "
+        "export: the English text of what needs translating, to --file; import: --file back",
+    )  # fmt: skip
+    translate.add_argument("notebooks", nargs="+", type=Path, help="English chapters (.ipynb)")
+    translate.add_argument("--language", choices=["zh"], default="zh", help="(zh)")
+    translate.add_argument(
+        "--file", type=Path, help="export/import: the Markdown file (one chapter)"
+    )
+    translate.add_argument("--all", action="store_true", help="export: every cell, not only stale")
     return parser
 
 
@@ -279,12 +295,42 @@ def run_grade(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def run_translate(args: argparse.Namespace) -> int:
+    """Report, sync, export or import the translated chapters of the English ``notebooks``."""
+    translation = _tool("translation", "translate")
+    chapters = _notebook_paths(args.notebooks)
+    if args.action in ("export", "import"):
+        if len(chapters) != 1 or args.file is None:
+            raise ValueError(f"translate {args.action} takes one chapter and --file FILE.md")
+        english, translated = chapters[0], translation.translated_path(chapters[0], args.language)
+        if args.action == "export":
+            args.file.write_text(
+                translation.export(english, translated, args.all), encoding="utf-8"
+            )
+            print(f"wrote the text to translate to {args.file}")
+            return 0
+        report = translation.import_text(args.file.read_text(encoding="utf-8"), english, translated)
+        print(report)
+        return 0
+    ok = True
+    for english in chapters:
+        translated = translation.translated_path(english, args.language)
+        if args.action == "sync":
+            report = translation.sync(english, translated)
+        else:
+            report = translation.status(english, translated)
+        print(report)
+        ok = ok and report.ok
+    return 0 if ok or args.action == "sync" else 1
+
+
 COMMANDS = {
     "check": run_check,
     "train": run_train,
     "student": run_student,
     "slides": run_slides,
     "grade": run_grade,
+    "translate": run_translate,
 }
 
 

@@ -1,0 +1,176 @@
+"""Translated chapters kept in step with the English ones (``notebooks/zh/``).
+
+A translated chapter is built from its English chapter (``mnist-course translate sync``):
+
+- every code cell is the English cell, copied whole (source, outputs, metadata), so strict
+  nbval on the English chapter checks the code and outputs of both;
+- every markdown cell is the translation of the English cell with the same id. Its metadata
+  records the state of the English cell it translates: ``translation.hash``, the first 12 hex
+  digits of the SHA-256 of the English source when it was translated.
+
+A translation is *current* when its hash is the English cell's hash now; *stale* when the
+English cell changed since (the translator must look at it again); *missing* when the cell
+has none yet (sync then puts the English text in its place, with ``hash`` null).
+:func:`status` reports the three per chapter; the tests require every cell current.
+
+Translators who prefer a text editor to JupyterLab use ``export`` (the English text of every
+missing or stale cell, in one Markdown file with a marker line before each cell) and
+``import`` (that file, translated, back into the chapter, with the hashes the export wrote).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+LANGUAGES = {"zh": "中文"}
+MARKER = re.compile(r"^<!-- cell (?P<id>\S+) sha256:(?P<hash>[0-9a-f]{12}) -->$", re.M)
+
+
+def source_hash(text: str) -> str:
+    """The first 12 hex digits of the SHA-256 of a cell's source (the state it translates)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def translated_path(english: Path, language: str = "zh") -> Path:
+    """``notebooks/01_x.ipynb`` -> ``notebooks/zh/01_x.ipynb``."""
+    return english.parent / language / english.name
+
+
+@dataclass
+class Status:
+    """Which markdown cells of a translated chapter are current, stale or missing (by id)."""
+
+    chapter: str
+    current: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.stale and not self.missing
+
+    def __str__(self) -> str:
+        total = len(self.current) + len(self.stale) + len(self.missing)
+        line = f"{self.chapter}: {len(self.current)} of {total} markdown cells current"
+        if self.stale:
+            line += f"; stale (the English changed): {', '.join(self.stale)}"
+        if self.missing:
+            line += f"; not translated: {', '.join(self.missing)}"
+        return line
+
+
+def _english_cells(english: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
+    cells = {}
+    for index, cell in enumerate(english.cells):
+        if "id" not in cell:
+            raise ValueError(
+                f"cell {index} of the English chapter has no id: save it with nbformat 4.5"
+            )
+        cells[cell.id] = cell
+    return cells
+
+
+def sync(english_path: Path, translated: Path) -> Status:
+    """Rebuild ``translated`` from the English chapter, keeping every translation it holds.
+
+    Code cells are copied from the English chapter; each markdown cell keeps its translation
+    (and the hash it was made from) or, when it has none, takes the English text. Cells that
+    no longer exist in English are dropped. Written whole, or not at all.
+    """
+    english = nbformat.read(english_path, as_version=4)
+    old = nbformat.read(translated, as_version=4) if translated.exists() else None
+    kept = {cell.id: cell for cell in old.cells} if old else {}
+    result = copy.deepcopy(english)
+    language = translated.parent.name
+    result.metadata["translation"] = {"language": language, "source": f"../{english_path.name}"}
+    if old and "title" in old.metadata:
+        result.metadata["title"] = old.metadata["title"]
+    _english_cells(english)  # every cell has an id
+    for cell in result.cells:
+        if cell.cell_type != "markdown":
+            continue
+        mine = kept.get(cell.id)
+        recorded = mine.metadata.get("translation", {}).get("hash") if mine else None
+        if mine is not None and mine.cell_type == "markdown" and recorded:
+            cell.source = mine.source
+            cell.metadata["translation"] = {"hash": recorded}
+        else:
+            cell.metadata["translation"] = {"hash": None}
+    translated.parent.mkdir(parents=True, exist_ok=True)
+    partial = translated.with_suffix(".ipynb.partial")
+    nbformat.write(result, partial)
+    partial.replace(translated)
+    return status(english_path, translated)
+
+
+def status(english_path: Path, translated: Path) -> Status:
+    """Compare each markdown cell's recorded hash with its English cell's hash now."""
+    english = _english_cells(nbformat.read(english_path, as_version=4))
+    report = Status(english_path.name)
+    mine = {}
+    if translated.exists():
+        mine = {c.get("id"): c for c in nbformat.read(translated, as_version=4).cells}
+    for cell_id, cell in english.items():
+        if cell.cell_type != "markdown":
+            continue
+        theirs = mine.get(cell_id)
+        recorded = theirs.metadata.get("translation", {}).get("hash") if theirs else None
+        if not recorded:
+            report.missing.append(cell_id)
+        elif recorded != source_hash(cell.source):
+            report.stale.append(cell_id)
+        else:
+            report.current.append(cell_id)
+    return report
+
+
+def export(english_path: Path, translated: Path, everything: bool = False) -> str:
+    """The English text of every missing or stale cell (or of all, ``everything``), each after
+    a marker line that names the cell and its hash, for :func:`import_text`."""
+    report = status(english_path, translated)
+    wanted = set(report.missing + report.stale + (report.current if everything else []))
+    blocks = []
+    for cell in nbformat.read(english_path, as_version=4).cells:
+        if cell.cell_type == "markdown" and cell.id in wanted:
+            blocks.append(
+                f"<!-- cell {cell.id} sha256:{source_hash(cell.source)} -->\n{cell.source}"
+            )
+    return "\n\n".join(blocks) + ("\n" if blocks else "")
+
+
+def import_text(text: str, english_path: Path, translated: Path) -> Status:
+    """Put the translated blocks of an :func:`export` file into the translated chapter.
+
+    Each block replaces its cell's text and records the hash from its marker line (the state
+    of the English cell that was translated). An unknown cell id is an error, and nothing is
+    written.
+    """
+    markers = list(MARKER.finditer(text))
+    if not markers:
+        raise ValueError(
+            "no '<!-- cell <id> sha256:<hash> -->' marker line: is this an export file?"
+        )
+    if not translated.exists():
+        sync(english_path, translated)
+    nb = nbformat.read(translated, as_version=4)
+    cells = {cell.get("id"): cell for cell in nb.cells}
+    for number, match in enumerate(markers):
+        end = markers[number + 1].start() if number + 1 < len(markers) else len(text)
+        cell = cells.get(match["id"])
+        if cell is None or cell.cell_type != "markdown":
+            raise ValueError(
+                f"cell {match['id']} is not a markdown cell of {translated.name}: "
+                "export again from the current chapter"
+            )
+        cell.source = text[match.end() : end].strip("\n")
+        cell.metadata["translation"] = {"hash": match["hash"]}
+    partial = translated.with_suffix(".ipynb.partial")
+    nbformat.write(nb, partial)
+    partial.replace(translated)
+    return status(english_path, translated)

@@ -1,0 +1,131 @@
+"""Translated chapters (notebooks/zh/): in step with the English ones, cell by cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mnist_course import cli, translation
+
+ROOT = Path(__file__).resolve().parents[1]
+TRANSLATED = sorted((ROOT / "notebooks" / "zh").glob("*.ipynb"))
+
+
+def chapter(markdown: str = "# Title\n\nSome text.") -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(markdown, id="md-1"),
+        nbformat.v4.new_code_cell("print(1 + 1)", id="code-1"),
+        nbformat.v4.new_markdown_cell("## Next", id="md-2"),
+    ]
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n")]
+    nb.cells[0].metadata["slideshow"] = {"slide_type": "slide"}
+    return nb
+
+
+@pytest.fixture
+def pair(tmp_path) -> tuple[Path, Path]:
+    english = tmp_path / "01_toy.ipynb"
+    nbformat.write(chapter(), english)
+    return english, translation.translated_path(english)
+
+
+def test_sync_copies_the_code_and_marks_every_text_cell_missing(pair):
+    english, translated = pair
+    report = translation.sync(english, translated)
+    assert translated == english.parent / "zh" / "01_toy.ipynb"
+    assert report.missing == ["md-1", "md-2"] and not report.ok
+    nb = nbformat.read(translated, as_version=4)
+    code = nb.cells[1]
+    assert code.source == "print(1 + 1)" and code.outputs[0]["text"] == "2\n"
+    assert nb.cells[0].source == "# Title\n\nSome text."  # the English text, until translated
+    assert nb.cells[0].metadata["slideshow"] == {"slide_type": "slide"}
+    assert nb.metadata["translation"] == {"language": "zh", "source": "../01_toy.ipynb"}
+
+
+def test_export_translate_import_makes_every_cell_current(pair, tmp_path):
+    english, translated = pair
+    text = translation.export(english, translated)
+    assert text.count("<!-- cell ") == 2 and "# Title" in text
+    chinese = text.replace("# Title\n\nSome text.", "# 标题\n\n一段文字。").replace(
+        "## Next", "## 下一步"
+    )
+    report = translation.import_text(chinese, english, translated)
+    assert report.ok and report.current == ["md-1", "md-2"], report
+    nb = nbformat.read(translated, as_version=4)
+    assert nb.cells[0].source == "# 标题\n\n一段文字。" and nb.cells[2].source == "## 下一步"
+    assert translation.export(english, translated) == ""  # nothing left to translate
+
+
+def test_a_changed_english_cell_makes_its_translation_stale_and_sync_keeps_it(pair):
+    english, translated = pair
+    translation.import_text(translation.export(english, translated), english, translated)
+    changed = chapter("# Title\n\nOther text.")
+    changed.cells[1].source = "print(2 + 2)"
+    nbformat.write(changed, english)
+    report = translation.status(english, translated)
+    assert report.stale == ["md-1"] and report.current == ["md-2"]
+    assert "stale (the English changed): md-1" in str(report)
+    report = translation.sync(english, translated)
+    assert report.stale == ["md-1"]
+    nb = nbformat.read(translated, as_version=4)
+    assert nb.cells[1].source == "print(2 + 2)"  # code follows the English at once
+    assert nb.cells[0].source == "# Title\n\nSome text."  # the old translation, to revise
+    assert "Other text." in translation.export(english, translated)  # offered again
+
+
+def test_import_refuses_unknown_cells_and_files_without_markers(pair):
+    english, translated = pair
+    translation.sync(english, translated)
+    before = translated.read_bytes()
+    with pytest.raises(ValueError, match="code-1 is not a markdown cell"):
+        translation.import_text(
+            "<!-- cell code-1 sha256:0123456789ab -->\nx\n", english, translated
+        )
+    with pytest.raises(ValueError, match="marker line"):
+        translation.import_text("just some text\n", english, translated)
+    assert translated.read_bytes() == before
+
+
+def test_a_chapter_without_cell_ids_is_refused(tmp_path):
+    nb = chapter()
+    english = tmp_path / "old.ipynb"
+    nbformat.write(nb, english)
+    raw = english.read_text().replace('"id": "md-1",', "")
+    english.write_text(raw.replace('"nbformat_minor": 5', '"nbformat_minor": 4'))
+    with pytest.raises(ValueError, match="no id"):
+        translation.status(english, translation.translated_path(english))
+
+
+def test_the_command_line_reports_and_exits_1_until_all_is_current(pair, tmp_path, capsys):
+    english, translated = pair
+    assert cli.main(["translate", "status", str(english)]) == 1
+    assert "0 of 2 markdown cells current" in capsys.readouterr().out
+    exported = tmp_path / "toy.md"
+    assert cli.main(["translate", "export", str(english), "--file", str(exported)]) == 0
+    assert cli.main(["translate", "import", str(english), "--file", str(exported)]) == 0
+    assert cli.main(["translate", "status", str(english)]) == 0
+    assert cli.main(["translate", "export", str(english)]) == 1  # needs --file
+    assert "takes one chapter and --file" in capsys.readouterr().err
+
+
+def test_every_translated_cell_is_current():
+    reports = [translation.status(ROOT / "notebooks" / p.name, p) for p in TRANSLATED]
+    assert all(r.ok for r in reports), "\n".join(map(str, reports)) + (
+        "\nfix: make translations, then translate what it lists (README, 中文版)"
+    )
+
+
+def test_a_translated_chapter_is_its_english_chapter_with_the_text_translated(tmp_path):
+    """Code cells, their outputs and the order of all cells are the English chapter's: what
+    sync writes (so strict nbval on the English chapter checks both)."""
+    for path in TRANSLATED:
+        copy = tmp_path / "zh" / path.name
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_bytes(path.read_bytes())
+        translation.sync(ROOT / "notebooks" / path.name, copy)
+        assert nbformat.read(copy, as_version=4) == nbformat.read(path, as_version=4), (
+            f"{path.name} is not in step with the English chapter: run make translations"
+        )
