@@ -27,7 +27,8 @@ export GOMP_SPINCOUNT ?= 1000
 LAB_DIR ?= notebooks
 UPGRADE_PIP ?= 1
 
-.PHONY: install install-dev check-python lab test format notebooks student slides lock clean \
+.PHONY: install install-dev check-python lab test format notebooks translations student slides lock \
+	clean \
 	hub hub-install hub-update
 
 install: $(LAB_STAMP)
@@ -112,6 +113,13 @@ notebooks: $(LAB_STAMP)
 	    --ExecutePreprocessor.store_widget_state=False \
 	    --NotebookExporter.preprocessors=nbconvert.preprocessors.CoalesceStreamsPreprocessor \
 	    $(or $(NOTEBOOKS),*.ipynb)
+	$(BIN)/mnist-course translate sync $(addprefix notebooks/,$(or $(NOTEBOOKS),$(notdir $(CHAPTERS))))
+
+# The translated chapters (notebooks/zh/, README "中文版") rebuilt from the English ones: code
+# cells and outputs copied, each translation kept; then what is stale or not yet translated.
+CHAPTERS := $(wildcard notebooks/0*.ipynb)
+translations: $(LAB_STAMP)
+	$(BIN)/mnist-course translate sync $(CHAPTERS)
 
 # Learner copies: exercise answers replaced by stubs, into build/student/.
 student: $(LAB_STAMP)
