@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -129,3 +130,86 @@ def test_a_translated_chapter_is_its_english_chapter_with_the_text_translated(tm
         assert nbformat.read(copy, as_version=4) == nbformat.read(path, as_version=4), (
             f"{path.name} is not in step with the English chapter: run make translations"
         )
+
+
+# What a translation must carry over unchanged, block by block: numbers, inline code, math,
+# link targets and the heading structure.
+CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$", re.DOTALL)
+TARGET = re.compile(r"\]\(([^)\s]+)\)")
+DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
+HEADING = re.compile(r"^(#+) ", re.MULTILINE)
+
+
+def carried(text: str) -> dict[str, object]:
+    """What a cell's translation must keep: its code, math, link targets, numbers, headings."""
+    code = CODE.findall(text)
+    prose = MATH.sub(" ", CODE.sub(" ", text))
+    numbers = {n.replace(",", "") for n in DIGITS.findall(TARGET.sub(" ", prose))}
+    return {
+        "inline code": sorted(set(code)),
+        "math": sorted(set(MATH.findall(CODE.sub(" ", text)))),
+        "link targets": sorted(set(TARGET.findall(text))),
+        "numbers": sorted(numbers),
+        "headings": HEADING.findall(CODE.sub(" ", text)),
+    }
+
+
+def pairs() -> list[tuple[str, str, str]]:
+    """(chapter and cell id, English text, translated text) of every translated markdown cell."""
+    found = []
+    for path in TRANSLATED:
+        english = {c.id: c for c in nbformat.read(ROOT / "notebooks" / path.name, 4).cells}
+        for cell in nbformat.read(path, 4).cells:
+            if cell.cell_type == "markdown" and cell.metadata.get("translation", {}).get("hash"):
+                found.append((f"{path.name} {cell.id}", english[cell.id].source, cell.source))
+    return found
+
+
+def test_translations_keep_the_numbers_code_math_links_and_headings():
+    problems = []
+    for where, english, chinese in pairs():
+        ours, theirs = carried(english), carried(chinese)
+        for what in ours:
+            if ours[what] != theirs[what]:
+                problems.append(f"{where}: {what} {ours[what]} became {theirs[what]}")
+    assert not problems, "\n".join(problems[:40])
+
+
+def glossary() -> list[tuple[list[str], list[str], str]]:
+    """(English forms, Chinese forms, chapter that introduces it) of each row:
+    'dtype (data type)' -> ['dtype', 'data type'], '自动求导（自动微分）' -> ['自动求导', '自动微分']."""
+    rows = []
+    for line in (ROOT / "notebooks" / "glossary.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("English", "---"):
+            continue
+        english = [f.strip() for f in re.split(r"[()]", cells[0]) if f.strip()]
+        chinese = [f.strip() for f in re.split(r"[（）]", cells[1]) if f.strip()]
+        rows.append((english, chinese, re.sub(r"\D", "", cells[3].split("]")[0])))
+    return rows
+
+
+def prose(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(CODE.sub(" ", c.source) for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_glossary_terms_are_translated_as_the_glossary_says():
+    """Where an English chapter uses a glossary term (from the chapter that introduces it on),
+    its translation uses the glossary's Chinese. (Before that chapter a word may mean something
+    else: chapter 0's "kernel" is Jupyter's, not a convolution's.)"""
+    rows = glossary()
+    assert len(rows) > 60 and all(len(chapter) == 2 for *_, chapter in rows)
+    problems = []
+    for path in TRANSLATED:
+        english = prose(nbformat.read(ROOT / "notebooks" / path.name, 4))
+        chinese = prose(nbformat.read(path, 4))
+        for terms, forms, chapter in rows:
+            if path.name[:2] < chapter:
+                continue
+            used = any(
+                re.search(rf"\b{re.escape(t)}(?:e?s)?\b", english, re.IGNORECASE) for t in terms
+            )
+            if used and not any(form in chinese for form in forms):
+                problems.append(f"{path.name}: '{terms[0]}' is used, but none of {forms}")
+    assert not problems, "\n".join(problems)
