@@ -174,3 +174,19 @@ def import_text(text: str, english_path: Path, translated: Path) -> Status:
     nbformat.write(nb, partial)
     partial.replace(translated)
     return status(english_path, translated)
+
+
+def sections(markdown: str) -> dict[str, str]:
+    """A Markdown document's ``## `` sections (each with its ``###`` subsections), by heading."""
+    found: dict[str, list[str]] = {}
+    current = None
+    in_code = False
+    for line in markdown.splitlines(keepends=True):
+        if line.startswith("```"):
+            in_code = not in_code
+        if not in_code and line.startswith("## "):
+            current = line[3:].strip()
+            found[current] = []
+        if current is not None:
+            found[current].append(line)
+    return {heading: "".join(lines).strip("\n") + "\n" for heading, lines in found.items()}

@@ -219,3 +219,61 @@ def test_glossary_terms_are_translated_as_the_glossary_says():
             if path.name[:2] >= chapter and not any(form in chinese for form in chinese_forms):
                 problems.append(f"{path.name}: '{terms[0]}' is used, but none of {chinese_forms}")
     assert not problems, "\n".join(problems)
+
+
+DOCUMENT = re.compile(
+    r"^<!-- translation of (?P<source>\S+) sha256:(?P<hash>[0-9a-f]{12}) -->$", re.M
+)
+
+
+def table(path: Path) -> list[list[str]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 4 and not set(cells[0]) <= set("-"):
+            rows.append(cells)
+    return rows[1:]  # (the header row)
+
+
+def test_the_chinese_glossary_is_the_english_one_with_the_meanings_translated():
+    """Same terms, same Chinese forms, same chapters, row by row; each meaning in Chinese with
+    the English meaning's numbers and code; made from the English glossary as it is now."""
+    english_path = ROOT / "notebooks" / "glossary.md"
+    chinese_path = ROOT / "notebooks" / "zh" / "glossary.md"
+    marker = DOCUMENT.search(chinese_path.read_text(encoding="utf-8"))
+    assert marker and marker["source"] == "../glossary.md"
+    english_text = english_path.read_text(encoding="utf-8")
+    assert marker["hash"] == translation.source_hash(english_text), (
+        "notebooks/glossary.md changed since notebooks/zh/glossary.md was translated: "
+        "bring the Chinese glossary up to date, then write the new hash in its first line "
+        f"({translation.source_hash(english_text)})"
+    )
+    english, chinese = table(english_path), table(chinese_path)
+    assert [(e, z, c) for e, z, _, c in chinese] == [(e, z, c) for e, z, _, c in english]
+    for (term, _, meaning, _), (_, _, translated, _) in zip(english, chinese, strict=True):
+        assert re.search(r"[\u4e00-\u9fff]", translated), term
+        ours, theirs = carried(meaning), carried(translated)
+        assert ours["inline code"] == theirs["inline code"], term
+        assert ours["numbers"] == theirs["numbers"], (term, ours["numbers"], theirs["numbers"])
+
+
+def unrendered_emphasis(markdown: str) -> list[str]:
+    """Asterisks that a CommonMark renderer (mistune, what nbconvert and the slides use) leaves
+    as text: e.g. `**讲：**文字`, where the closing `**` follows full-width punctuation and a
+    character follows it directly (`**讲：** 文字` renders)."""
+    import mistune
+
+    html = mistune.html(MATH.sub(" ", markdown))
+    text = re.sub(r"<pre>.*?</pre>|<code>.*?</code>", " ", html, flags=re.DOTALL)
+    return re.findall(r"\*\*[^*]{0,30}|(?<![*\w])\*[^*\s<>][^*<>]{0,30}\*", text)
+
+
+def test_bold_and_italic_render_in_the_translations():
+    problems = [
+        f"{path.name} {cell.id}: {found}"
+        for path in TRANSLATED
+        for cell in nbformat.read(path, 4).cells
+        if cell.cell_type == "markdown" and (found := unrendered_emphasis(cell.source))
+    ]
+    assert not problems, "\n".join(problems) + "\nfix: a space after the closing ** or *"
+    assert unrendered_emphasis("**讲：**文字") and not unrendered_emphasis("**讲：** 文字")
