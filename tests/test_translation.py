@@ -222,7 +222,7 @@ def test_glossary_terms_are_translated_as_the_glossary_says():
 
 
 DOCUMENT = re.compile(
-    r"^<!-- translation of (?P<source>\S+) sha256:(?P<hash>[0-9a-f]{12}) -->$", re.M
+    r"^<!-- translation of (?P<source>.+?) sha256:(?P<hash>[0-9a-f]{12}) -->$", re.M
 )
 
 
@@ -277,3 +277,39 @@ def test_bold_and_italic_render_in_the_translations():
     ]
     assert not problems, "\n".join(problems) + "\nfix: a space after the closing ** or *"
     assert unrendered_emphasis("**讲：**文字") and not unrendered_emphasis("**讲：** 文字")
+
+
+def test_every_chapter_has_its_chinese_edition():
+    english = sorted(p.name for p in (ROOT / "notebooks").glob("0*.ipynb"))
+    assert [p.name for p in TRANSLATED] == english
+    for path in TRANSLATED:
+        title = nbformat.read(path, 4).metadata.get("title", "")
+        assert re.search(r"[\u4e00-\u9fff]", title), f"{path.name}: no Chinese title ({title!r})"
+
+
+README_SECTIONS = [
+    "Chapters", "Start the course (one command)", "The MNIST data", "Training from a terminal",
+    "Troubleshooting",
+]  # fmt: skip
+
+
+def test_the_chinese_readme_translates_the_learner_sections_as_they_are_now():
+    text = (ROOT / "notebooks" / "zh" / "README.md").read_text(encoding="utf-8")
+    english = translation.sections((ROOT / "README.md").read_text(encoding="utf-8"))
+    markers = list(DOCUMENT.finditer(text))
+    assert [m["source"] for m in markers] == [f"../../README.md#{s}" for s in README_SECTIONS]
+    for number, marker in enumerate(markers):
+        heading = marker["source"].split("#", 1)[1]
+        now = translation.source_hash(english[heading])
+        assert marker["hash"] == now, (
+            f"README section {heading!r} changed since it was translated: update "
+            f"notebooks/zh/README.md and write sha256:{now} in its marker line"
+        )
+        end = markers[number + 1].start() if number + 1 < len(markers) else len(text)
+        ours, theirs = carried(english[heading]), carried(text[marker.end() : end])
+        assert ours["inline code"] == theirs["inline code"], heading
+        assert ours["numbers"] == theirs["numbers"], heading
+        assert not unrendered_emphasis(text[marker.end() : end]), heading
+    for target in TARGET.findall(text):  # every relative link opens from notebooks/zh/
+        if not target.startswith(("http://", "https://", "#")):
+            assert (ROOT / "notebooks" / "zh" / target.split("#")[0]).exists(), target
