@@ -121,14 +121,15 @@ CHAPTERS := $(wildcard notebooks/0*.ipynb)
 translations: $(LAB_STAMP)
 	$(BIN)/mnist-course translate sync $(CHAPTERS)
 
-# Learner copies: exercise answers replaced by stubs, into build/student/.
+# Learner copies: exercise answers replaced by stubs, into build/student/ (Chinese: build/student/zh/).
 student: $(LAB_STAMP)
 	$(BIN)/mnist-course student notebooks/*.ipynb --out build/student
+	$(BIN)/mnist-course student notebooks/zh/*.ipynb --out build/student/zh
 
 # Static reveal.js decks, one per chapter, into build/slides/. They work offline: reveal.js,
 # require.js, jQuery and MathJax are fetched once from the npm registry into build/slides/assets/.
 SLIDES ?= build/slides
-SLIDE_NOTEBOOKS ?= notebooks/*.ipynb
+SLIDE_NOTEBOOKS ?= notebooks/*.ipynb notebooks/zh/*.ipynb
 
 slides: $(LAB_STAMP)
 	$(BIN)/mnist-course slides $(SLIDE_NOTEBOOKS) --out $(SLIDES)

@@ -141,14 +141,20 @@ def exporter() -> SlidesExporter:
 
 
 def build_decks(notebooks: list[Path], out_dir: Path) -> list[Path]:
-    """Write ``<out_dir>/<chapter>.slides.html`` for each notebook, with its assets beside them."""
+    """Write ``<out_dir>/<chapter>.slides.html`` for each notebook (``<chapter>.zh.slides.html``
+    for a Chinese chapter), with their assets beside them."""
     fetch_assets(out_dir / "assets")
     slides = exporter()
     written = []
     for path in notebooks:
-        html, _ = slides.from_notebook_node(for_slides(nbformat.read(path, as_version=4)))
+        notebook = nbformat.read(path, as_version=4)
+        # A translated chapter (notebooks/zh/) gets <html lang="zh">, so the browser picks
+        # Chinese glyphs, and its own name beside the English deck: 01_x.zh.slides.html.
+        language = notebook.metadata.get("translation", {}).get("language")
+        slides.language_code = language or "en"
+        html, _ = slides.from_notebook_node(for_slides(notebook))
         html = html.replace("</head>", f"<style>{DECK_CSS}</style>\n</head>", 1)
-        target = out_dir / f"{path.stem}.slides.html"
+        target = out_dir / f"{path.stem}{'.' + language if language else ''}.slides.html"
         target.write_text(html, encoding="utf-8")
         written.append(target)
     return written

@@ -1,0 +1,68 @@
+"""The teacher's tools on the Chinese chapters (notebooks/zh/): learner copies, decks, grading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mnist_course import grade, sandbox, slides, student
+
+ROOT = Path(__file__).resolve().parents[1]
+CHINESE = sorted((ROOT / "notebooks" / "zh").glob("0*.ipynb"))
+
+
+def code_cells(nb: nbformat.NotebookNode) -> list[tuple[str, str, list]]:
+    return [(c.id, c.source, c.get("outputs")) for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("path", CHINESE, ids=lambda p: p.name[:2])
+def test_a_chinese_learner_copy_has_the_english_copys_stubs_and_the_chinese_text(path):
+    english = ROOT / "notebooks" / path.name
+    theirs = student.learner_copy(nbformat.read(path, as_version=4))
+    ours = student.learner_copy(nbformat.read(english, as_version=4))
+    assert code_cells(theirs) == code_cells(ours)
+    stubs = [c for c in theirs.cells if "answer" in c.metadata.get("tags", [])]
+    assert all("NotImplementedError" in c.source for c in stubs)
+    texts = [c.source for c in theirs.cells if c.cell_type == "markdown"]
+    assert texts == [c.source for c in nbformat.read(path, 4).cells if c.cell_type == "markdown"]
+
+
+def test_make_student_and_make_slides_include_the_chinese_chapters():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "mnist-course student notebooks/zh/*.ipynb --out build/student/zh" in makefile
+    assert "SLIDE_NOTEBOOKS ?= notebooks/*.ipynb notebooks/zh/*.ipynb" in makefile
+
+
+def test_a_chinese_deck_is_named_apart_marked_chinese_and_has_the_english_decks_slides(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(slides, "fetch_assets", lambda assets: None)  # (the decks' own test)
+    name = "07_many_processes.ipynb"
+    english, chinese = slides.build_decks(
+        [ROOT / "notebooks" / name, ROOT / "notebooks" / "zh" / name], tmp_path
+    )
+    assert (english.name, chinese.name) == (
+        "07_many_processes.slides.html",
+        "07_many_processes.zh.slides.html",
+    )
+    ours, theirs = english.read_text(), chinese.read_text()
+    assert '<html lang="en">' in ours and '<html lang="zh">' in theirs
+    assert theirs.count("<section") == ours.count("<section")
+    assert "数据并行" in theirs
+
+
+def test_grading_a_chinese_learner_copy_gives_the_english_copys_verdicts(tmp_path):
+    """The grader finds the exercises by their cells' tags, which the translation keeps."""
+    name = "01_cross_entropy_numpy.ipynb"
+    verdicts = []
+    for folder, source in (("en", ROOT / "notebooks"), ("zh", ROOT / "notebooks" / "zh")):
+        copy = student.learner_copy(nbformat.read(source / name, as_version=4))
+        path = tmp_path / folder / name
+        path.parent.mkdir()
+        nbformat.write(copy, path)
+        graded = grade.grade_notebook(path, limits=sandbox.Limits(timeout=300, trusted=True))
+        verdicts.append({n: (r.status, r.message) for n, r in graded.exercises.items()})
+    assert verdicts[0] == verdicts[1]
+    assert verdicts[0] and {status for status, _ in verdicts[0].values()} == {"not yet"}
