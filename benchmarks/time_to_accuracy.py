@@ -17,6 +17,13 @@ from its start to its exit (interpreter, imports, data checks, loading, training
 evaluation): the notes' script (``benchmarks/notes_script.py``, stopping at 98%) and
 ``mnist-course train --model mlp --epochs 3``.
 
+In both modes ``--repeats R`` runs every pipeline R times, in alternating order (forward,
+then backward, ...) so that a slow spell of the machine does not fall on one pipeline only;
+the machine's load average is recorded before and after each run, the medians, the spread
+and the speed-up of each repeat are printed, and ``--write`` stores every run in
+``mnist_course/results/time_to_accuracy.csv`` (what the README and chapter 5 quote), replacing
+the rows of that mode.
+
 ``--mode processes``: one process against several (chapter 7). The same whole-process
 timing of ``mnist-course train --model cnn --epochs 3``, alone and with ``--nproc N``
 (DistributedDataParallel started by torchrun; default N = 2), same seed and global batch.
@@ -34,6 +41,7 @@ processes, the time of N processes over one). Runs on the CPU unless --device sa
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import re
 import shutil
@@ -41,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,15 +153,6 @@ def course_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "mnist_course"]
 
 
-def end_to_end(args) -> list[Result]:
-    root = str(data.data_root(args.data_root))
-    notes = [sys.executable, str(HERE / "notes_script.py"), root, "--target", "98",
-             "--max-epochs", str(args.max_epochs), "--seed", str(args.seed)]  # fmt: skip
-    course = [*course_command(), "train", "--model", "mlp", "--epochs", "3", "--no-progress",
-              "--device", args.device, "--data-root", root, "--seed", str(args.seed)]  # fmt: skip
-    return [process("notes script", notes, 0.98), process("mnist-course train", course, 0.98)]
-
-
 RESULTS = HERE.parent / "mnist_course" / "results" / "processes.csv"
 PROCESS_FIELDS = ["run", "processes", "seconds", "test_acc", "load_before", "load_after", "cpus"]
 
@@ -165,11 +165,13 @@ def load_average() -> float:
         return 0.0
 
 
-def alternating(repeats: int) -> list[int]:
-    """Which of the two to run, in order: 0, 1, 1, 0, 0, 1, ... (``repeats`` of each)."""
+def alternating(repeats: int, count: int = 2) -> list[int]:
+    """Which of ``count`` pipelines to run, in order: 0, 1, 1, 0, 0, 1, ... for two;
+    forward, then backward, for more (``repeats`` of each)."""
     order = []
     for r in range(repeats):
-        order += [0, 1] if r % 2 == 0 else [1, 0]
+        forward = list(range(count))
+        order += forward if r % 2 == 0 else forward[::-1]
     return order
 
 
@@ -198,6 +200,92 @@ def processes(args) -> list[dict]:
     return rows
 
 
+TIMES = HERE.parent / "mnist_course" / "results" / "time_to_accuracy.csv"
+TIME_FIELDS = ["mode", "repeat", "pipeline", "target", "epochs", "seconds", "test_acc",
+               "reached", "load_before", "load_after", "cpus"]  # fmt: skip
+
+
+def pipelines(args, device) -> list[tuple[str, Callable[[], Result]]]:
+    """The mode's pipelines, each a function that runs it once."""
+    if args.mode == "end-to-end":
+        root = str(data.data_root(args.data_root))
+        notes = [sys.executable, str(HERE / "notes_script.py"), root, "--target", "98",
+                 "--max-epochs", str(args.max_epochs), "--seed", str(args.seed)]  # fmt: skip
+        course = [*course_command(), "train", "--model", "mlp", "--epochs", "3", "--no-progress",
+                  "--device", args.device, "--data-root", root, "--seed", str(args.seed)]  # fmt: skip
+        return [
+            ("notes script", lambda: process("notes script", notes, 0.98)),
+            ("mnist-course train", lambda: process("mnist-course train", course, 0.98)),
+        ]
+    return [
+        ("notes MLP", lambda: notes_pipeline(args, device)),
+        ("course MLP", lambda: course_pipeline(args, device, "mlp", 0.98, 0.0)),
+        ("course CNN", lambda: course_pipeline(args, device, "cnn", 0.99, 5e-4)),
+    ]
+
+
+def time_runs(args, device) -> list[dict]:
+    """Every pipeline of the mode ``--repeats`` times, alternated: one row per run."""
+    runs = pipelines(args, device)
+    rows, seen = [], {}
+    for which in alternating(args.repeats, len(runs)):
+        name, run_once = runs[which]
+        seen[name] = seen.get(name, 0) + 1
+        before = load_average()
+        result = run_once()
+        rows.append({
+            "mode": args.mode, "repeat": seen[name], "pipeline": result.name,
+            "target": result.target, "epochs": result.epochs, "seconds": round(result.seconds, 1),
+            "test_acc": round(result.accuracy, 4), "reached": result.reached,
+            "load_before": round(before, 2), "load_after": round(load_average(), 2),
+            "cpus": os.cpu_count(),
+        })  # fmt: skip
+        print(
+            f"    load average {before:.2f} before, {rows[-1]['load_after']:.2f} after", flush=True
+        )
+    return rows
+
+
+def time_summary(rows: list[dict]) -> str:
+    """Per pipeline: median and spread of the seconds and epochs; then the speed-up to 98%
+    of the course's MLP over the notes' (the first two pipelines), repeat by repeat."""
+    lines = ["| pipeline | target | runs | epochs | median s | min s | max s | load before (max) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    names = list(dict.fromkeys(r["pipeline"] for r in rows))
+    for name in names:
+        mine = [r for r in rows if r["pipeline"] == name]
+        times = [float(r["seconds"]) for r in mine]
+        epochs = sorted({int(r["epochs"]) for r in mine})
+        lines.append(
+            f"| {name} | {100 * float(mine[0]['target']):.0f}% | {len(mine)} | "
+            f"{', '.join(map(str, epochs))} | {statistics.median(times):.1f} | {min(times):.1f} | "
+            f"{max(times):.1f} | {max(float(r['load_before']) for r in mine):.2f} |"
+        )
+    lines += ["", speed_ups(rows, names[0], names[1])]
+    return "\n".join(lines)
+
+
+def speed_ups(rows: list[dict], slow: str, fast: str) -> str:
+    """How many times sooner ``fast`` reached its target than ``slow``: each repeat's ratio."""
+    ratios = measured.speed_ups(rows, slow, fast)
+    if ratios is None:
+        return "speed-up to 98%: not measured (a pipeline did not reach 98%)"
+    return (
+        f"speed-up to 98%, {fast} over {slow}: median {statistics.median(ratios):.1f}x "
+        f"(repeats: {', '.join(f'{r:.1f}x' for r in ratios)})"
+    )
+
+
+def store_times(rows: list[dict], path: Path) -> None:
+    """Replace the rows of this mode in ``path`` (the other mode's rows stay)."""
+    mode = rows[0]["mode"]
+    kept = []
+    if path.exists():
+        with path.open(encoding="utf-8") as f:
+            kept = [r for r in csv.DictReader(f) if r["mode"] != mode]
+    measured.write_rows(kept + rows, path, TIME_FIELDS)
+
+
 def summary(rows: list[dict]) -> str:
     """Median and spread of each process count, and the ratio of the medians."""
     lines = ["| processes | runs | median s | min s | max s | load before (max) |",
@@ -216,26 +304,6 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def speed_up(notes: Result, course: Result) -> str:
-    """The closing line: how many times sooner the course's MLP reaches 98% than the notes'."""
-    if notes.reached and course.reached:
-        return f"speed-up to 98%, course MLP over notes MLP: {notes.seconds / course.seconds:.1f}x"
-    return "speed-up to 98%: not measured (a pipeline did not reach 98%)"
-
-
-def table(results: list[Result]) -> str:
-    lines = [
-        "| pipeline | target | epochs | wall s | s/epoch | final test acc | reached |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r.name} | {100 * r.target:.0f}% | {r.epochs} | {r.seconds:.1f} | "
-            f"{r.seconds / r.epochs:.1f} | {100 * r.accuracy:.2f}% | {'yes' if r.reached else 'no'} |"
-        )
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -245,12 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         "--mode", choices=["in-process", "end-to-end", "processes"], default="in-process"
     )
     parser.add_argument("--nproc", type=int, default=2, help="processes for --mode processes")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each pipeline, alternated")
     parser.add_argument(
-        "--repeats", type=int, default=1, help="--mode processes: runs of each, alternated"
-    )
-    parser.add_argument(
-        "--write", action="store_true", help=f"--mode processes: store the runs in {RESULTS.name}"
-    )
+        "--write", action="store_true",
+        help=f"store the runs ({RESULTS.name} for processes, else {TIMES.name})",
+    )  # fmt: skip
     parser.add_argument("--max-epochs", type=int, default=25, help="cap for the notes' pipeline")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -269,18 +336,12 @@ def main(argv: list[str] | None = None) -> int:
             measured.write_rows(rows, RESULTS, PROCESS_FIELDS)
             print(f"stored in {RESULTS}")
         return 0
-    if args.mode == "end-to-end":
-        results = end_to_end(args)
-    else:
-        results = [
-            notes_pipeline(args, device),
-            course_pipeline(args, device, "mlp", 0.98, 0.0),
-            course_pipeline(args, device, "cnn", 0.99, 5e-4),
-        ]
+    rows = time_runs(args, device)
     print()
-    print(table(results))
-    print()
-    print(speed_up(results[0], results[1]))
+    print(time_summary(rows))
+    if args.write:
+        store_times(rows, TIMES)
+        print(f"stored in {TIMES}")
     return 0
 
 

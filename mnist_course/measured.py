@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +22,7 @@ FILES = {
     "chapter06_architecture.csv": "benchmarks/chapter06_seeds.py",
     "chapter06_batchnorm.csv": "benchmarks/chapter06_seeds.py",
     "processes.csv": "benchmarks/time_to_accuracy.py",  # --mode processes --repeats 3 --write
+    "time_to_accuracy.csv": "benchmarks/time_to_accuracy.py",  # in-process and end-to-end
     "wait_policy.csv": "benchmarks/wait_policy.py",
 }
 
@@ -46,3 +49,56 @@ def rows(name: str) -> list[dict[str, str]]:
         raise ValueError(f"no stored result named {name!r}; the stored results are: {known}")
     text = resources.files("mnist_course").joinpath("results", name).read_text(encoding="utf-8")
     return list(csv.DictReader(io.StringIO(text)))
+
+
+# benchmarks/time_to_accuracy.py's pipelines, by mode: (the notes', the course's MLP)
+PIPELINES = {
+    "in-process": ("notes MLP", "course MLP"),
+    "end-to-end": ("notes script", "mnist-course train"),
+}
+
+
+def speed_ups(runs: list[dict], slow: str, fast: str) -> list[float] | None:
+    """Repeat by repeat, how many times sooner ``fast`` reached its target than ``slow``
+    (rows of time_to_accuracy.csv); None when a run did not reach its target."""
+
+    def of(name: str) -> dict[int, dict]:
+        return {int(r["repeat"]): r for r in runs if r["pipeline"] == name}
+
+    slow_runs, fast_runs = of(slow), of(fast)
+    repeats = sorted(slow_runs.keys() & fast_runs.keys())
+    if any(str(run[r]["reached"]) != "True" for r in repeats for run in (slow_runs, fast_runs)):
+        return None
+    return [float(slow_runs[r]["seconds"]) / float(fast_runs[r]["seconds"]) for r in repeats]
+
+
+@dataclass(frozen=True)
+class TimeToAccuracy:
+    """The stored time to 98% of the notes' MLP and the course's (medians over the repeats)."""
+
+    notes_seconds: float
+    notes_epochs: int
+    ours_seconds: float
+    ours_epochs: int
+    speed_ups: tuple[float, ...]  # repeat by repeat
+
+    @property
+    def speed_up(self) -> float:
+        return statistics.median(self.speed_ups)
+
+
+def time_to_accuracy(mode: str) -> TimeToAccuracy:
+    """What ``time_to_accuracy.csv`` holds for ``mode`` ("in-process" or "end-to-end")."""
+    runs = [r for r in rows("time_to_accuracy.csv") if r["mode"] == mode]
+    notes, ours = PIPELINES[mode]
+
+    def median_of(name: str, column: str) -> float:
+        return statistics.median(float(r[column]) for r in runs if r["pipeline"] == name)
+
+    ratios = speed_ups(runs, notes, ours)
+    if not ratios:
+        raise ValueError(f"time_to_accuracy.csv has no {mode} runs that all reached 98%")
+    return TimeToAccuracy(
+        median_of(notes, "seconds"), int(median_of(notes, "epochs")),
+        median_of(ours, "seconds"), int(median_of(ours, "epochs")), tuple(ratios),
+    )  # fmt: skip
