@@ -154,10 +154,18 @@ HUB_STAMP = $(HUB_DIR)/.installed
 
 hub-install: $(HUB_STAMP)
 
+# The lock: every package at its tested version, for every platform, with PyPI's sha256 of each
+# file (`make lock` writes it and constraints.txt from one resolution).
+LOCK := requirements.lock
+HUB_WHEELS = $(abspath $(HUB_DIR))/wheels
+
 # Rebuilt when the pins or the package change (the chapters are handed out from HUB_CHAPTERS at
 # each start of a student's server, so they need no rebuild). umask 022: students must read what
-# root writes.
-$(HUB_STAMP): pyproject.toml $(CONSTRAINTS) $(wildcard mnist_course/*.py)
+# root writes. The course is installed as a wheel (non-editable) with its "hub" extra, and every
+# package it pulls in must be in $(LOCK) and match its hash (--require-hashes; the wheel's own
+# hash is written beside it). The old wheel is uninstalled first: pip keeps an installed wheel of
+# the same version.
+$(HUB_STAMP): pyproject.toml $(CONSTRAINTS) $(LOCK) $(wildcard mnist_course/*.py)
 	@command -v npm >/dev/null || { echo "make: the hub's proxy needs npm (e.g. apt-get install npm)" >&2; exit 1; }
 	@$(HUB_PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null \
 	    || { echo "make: HUB_PYTHON=$(HUB_PYTHON) is not a Python 3.11 to 3.13 that every user can run;" \
@@ -165,8 +173,14 @@ $(HUB_STAMP): pyproject.toml $(CONSTRAINTS) $(wildcard mnist_course/*.py)
 	@umask 022; mkdir -p $(HUB_DIR); \
 	    $(HUB_VENV)/bin/python -c 'import pip' 2>/dev/null || { rm -rf $(HUB_VENV); $(HUB_PYTHON) -m venv $(HUB_VENV); }
 	umask 022; $(HUB_VENV)/bin/python -m pip install --quiet --upgrade pip
-	@rm -rf build/lib build/bdist.*  # setuptools' in-tree build: no stale module in the wheel
-	umask 022; $(HUB_VENV)/bin/python -m pip install --quiet -c $(CONSTRAINTS) ".[hub]"
+	@rm -rf build/lib build/bdist.* $(HUB_WHEELS)  # setuptools' in-tree build: no stale module in the wheel
+	umask 022; $(HUB_VENV)/bin/python -m pip wheel --quiet --no-deps --wheel-dir $(HUB_WHEELS) .
+	@cd $(HUB_WHEELS) && for wheel in mnist_course-*.whl; do \
+	    echo "mnist-course[hub] @ file://$(HUB_WHEELS)/$$wheel --hash=sha256:$$(sha256sum $$wheel | cut -d' ' -f1)"; \
+	done > requirements.txt
+	@! $(HUB_VENV)/bin/python -m pip show --quiet mnist-course 2>/dev/null \
+	    || $(HUB_VENV)/bin/python -m pip uninstall --quiet --yes mnist-course
+	umask 022; $(HUB_VENV)/bin/python -m pip install --quiet --require-hashes -c $(LOCK) -r $(HUB_WHEELS)/requirements.txt
 	umask 022; npm install --silent --no-save --prefix $(HUB_DIR) configurable-http-proxy@$(HUB_CHP_VERSION)
 	@touch $@
 
@@ -192,18 +206,20 @@ hub-update: $(HUB_STAMP)
 	    || exit 1; \
 	done
 
-# Re-pin constraints.txt: resolve the dev and hub sets in a fresh venv (keeping the current pins; delete
-# or edit a line to move that package), and write what was installed. Then run `make test`.
-LOCK_VENV := build/lock-venv
-lock: check-python
-	rm -rf $(LOCK_VENV)
-	$(PYTHON) -m venv $(LOCK_VENV)
-	$(LOCK_VENV)/bin/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,hub]"
-	{ sed -n '/^#/p' $(CONSTRAINTS); \
-	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | grep -iv '^mnist.course'; } \
+# Re-pin: uv resolves the dev and hub sets once for every platform (--universal: environment
+# markers on what only Linux, macOS or Windows needs, e.g. nvidia-*, appnope, colorama) and writes
+# $(LOCK) with PyPI's sha256 of every file; constraints.txt gets the same versions, one
+# name==version a line, for `pip install -c`. The current pins are kept: delete or edit a line of
+# constraints.txt to move that package. Then run `make test` (tests/test_lock.py).
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --extra hub --universal \
+	--python-version $(firstword $(SUPPORTED_PYTHONS)) --generate-hashes \
+	--default-index https://pypi.org/simple --custom-compile-command "make lock"
+lock: $(DEV_STAMP)
+	$(LOCK_COMPILE) --quiet -c $(CONSTRAINTS) --output-file $(LOCK).new
+	{ sed -n '/^#/p' $(CONSTRAINTS); sed -n 's/^\([A-Za-z0-9][^ ;]*==[^ ;]*\).*/\1/p' $(LOCK).new; } \
 	    > $(CONSTRAINTS).new
+	mv $(LOCK).new $(LOCK)
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
-	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

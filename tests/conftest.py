@@ -1,5 +1,6 @@
 """Fixtures shared by the unit tests."""
 
+import fcntl
 import shutil
 from pathlib import Path
 
@@ -7,6 +8,8 @@ import public
 import pytest
 from browser import browser  # noqa: F401  (headless Chromium, or a skip; a failure in CI)
 from tiny_mnist import tiny, tiny_env  # noqa: F401  (a tiny valid MNIST; processes that see it)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -25,11 +28,16 @@ def public_dir():
 
 @pytest.fixture(scope="session")
 def hub_dir(public_dir) -> Path:
-    """The hub's environment, built once per run (`make hub-install`; tests/public.py)."""
-    try:
-        return public.build_hub(public_dir)
-    except RuntimeError as err:
-        pytest.fail(str(err))
+    """The hub's environment, built once per run (`make hub-install`; tests/public.py). One
+    build at a time: with several pytest processes (pytest-xdist), the first builds and the
+    others wait, then find it made."""
+    (ROOT / "build").mkdir(exist_ok=True)
+    with (ROOT / "build" / "hub-install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        try:
+            return public.build_hub(public_dir)
+        except RuntimeError as err:
+            pytest.fail(str(err))
 
 
 @pytest.fixture(scope="session")
