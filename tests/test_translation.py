@@ -139,6 +139,7 @@ MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$", re.DOTALL)
 TARGET = re.compile(r"\]\(([^)\s]+)\)")
 DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
 HEADING = re.compile(r"^(#+) ", re.MULTILINE)
+TEXT = re.compile(r"\\text\{[^{}]*\}")
 
 
 def carried(text: str) -> dict[str, object]:
@@ -148,7 +149,8 @@ def carried(text: str) -> dict[str, object]:
     numbers = {n.replace(",", "") for n in DIGITS.findall(TARGET.sub(" ", prose))}
     return {
         "inline code": sorted(set(code)),
-        "math": sorted(set(MATH.findall(CODE.sub(" ", text)))),
+        # the words inside a formula's \text{...} may be translated; the formula may not
+        "math": sorted({TEXT.sub(r"\\text{}", m) for m in MATH.findall(CODE.sub(" ", text))}),
         "link targets": sorted(set(TARGET.findall(text))),
         "numbers": sorted(numbers),
         "headings": HEADING.findall(CODE.sub(" ", text)),
