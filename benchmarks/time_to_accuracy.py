@@ -202,7 +202,7 @@ def processes(args) -> list[dict]:
 
 TIMES = HERE.parent / "mnist_course" / "results" / "time_to_accuracy.csv"
 TIME_FIELDS = ["mode", "repeat", "pipeline", "target", "epochs", "seconds", "test_acc",
-               "reached", "load_before", "load_after", "cpus"]  # fmt: skip
+               "reached", "load_before", "load_after", "cpus", "gomp_spincount"]  # fmt: skip
 
 
 def pipelines(args, device) -> list[tuple[str, Callable[[], Result]]]:
@@ -238,7 +238,7 @@ def time_runs(args, device) -> list[dict]:
             "target": result.target, "epochs": result.epochs, "seconds": round(result.seconds, 1),
             "test_acc": round(result.accuracy, 4), "reached": result.reached,
             "load_before": round(before, 2), "load_after": round(load_average(), 2),
-            "cpus": os.cpu_count(),
+            "cpus": os.cpu_count(), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT", "unset"),
         })  # fmt: skip
         print(
             f"    load average {before:.2f} before, {rows[-1]['load_after']:.2f} after", flush=True
