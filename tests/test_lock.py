@@ -277,19 +277,21 @@ print(json.dumps({"file": mnist_course.__file__, "modules": modules, "failed": f
                   "missing": missing, "versions": versions}))
 """
 
-needs_hub = pytest.mark.skipif(
+hub_asked = pytest.mark.skipif(
     not (HUB_ASKED or AS_ROOT),
     reason="imports the package in the hub's environment, which `make hub-install` builds "
     "(minutes, about 6 GB): runs as root or with MNIST_COURSE_TEST_HUB=1 (as .ci/run does)",
 )
+hub_tools = pytest.mark.skipif(
+    not Path("/usr/bin/python3").exists() or shutil.which("npm") is None,
+    reason="the hub's environment needs /usr/bin/python3 and npm (Debian's python3, npm)",
+)
 
 
 @pytest.fixture(scope="module")
-def hub_report(request, tmp_path_factory) -> dict:
+def hub_report(hub_dir, tmp_path_factory) -> dict:
     """What the hub's python finds when it imports the course (IMPORT_ALL)."""
-    if not Path("/usr/bin/python3").exists() or shutil.which("npm") is None:
-        pytest.skip("the hub's environment needs /usr/bin/python3 and npm (Debian's python3, npm)")
-    python = request.getfixturevalue("hub_dir") / "venv" / "bin" / "python"
+    python = hub_dir / "venv" / "bin" / "python"
     wanted = imported_modules(PACKAGE_FILES + BENCHMARK_FILES)
     home = tmp_path_factory.mktemp("hub-home")
     done = subprocess.run(
@@ -304,7 +306,8 @@ def hub_report(request, tmp_path_factory) -> dict:
             "pip check": (checked.returncode, checked.stdout + checked.stderr)}  # fmt: skip
 
 
-@needs_hub
+@hub_asked
+@hub_tools
 def test_the_hub_environment_imports_every_module_of_the_course(hub_report):
     """The installed package (not this checkout): each module imports, and every module that
     the package and the scripts in benchmarks/ import anywhere is there."""
@@ -316,7 +319,8 @@ def test_the_hub_environment_imports_every_module_of_the_course(hub_report):
     assert hub_report["missing"] == []
 
 
-@needs_hub
+@hub_asked
+@hub_tools
 def test_the_hub_environment_is_the_lock(hub_report, lock):
     """Every package there is at the version of the lock, and pip finds each one's
     requirements satisfied (`pip check`)."""
