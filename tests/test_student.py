@@ -1,7 +1,9 @@
 """Learner copies: valid notebooks, no answer code, no quiz answers, no stored outputs.
 
 That the checkers of every chapter say "Not yet" on the learner copies (and the
-quizzes "0 of n right") is tested by running them: tests/test_grade.py grades them.
+quizzes "0 of n right") is tested by running them: tests/test_journey.py grades them, cut
+down to the cells the exercises touch; the cells it leaves out are handed out unchanged
+(`test_make_student_copies`), so they run as in the solved chapter.
 """
 
 from __future__ import annotations
