@@ -1,14 +1,17 @@
 """`mnist-course grade`: runs learner notebooks in a fresh kernel and grades every exercise.
 
-Most tests grade small notebooks written here, whose checkers are built with the
-course's own framework (:mod:`mnist_course.exercises`) on toy functions; the last
-two grade the real chapters and their learner copies (one shared run).
+The tests grade small notebooks written here, whose checkers are built with the
+course's own framework (:mod:`mnist_course.exercises`) on toy functions. Each notebook
+starts a kernel (a few seconds): the notebooks that tests only read the grades of are
+graded once, side by side (the `toys` fixture). The real chapters and their learner
+copies are graded in tests/test_journey.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -100,45 +103,91 @@ def statuses(graded: grade.Graded) -> dict[str, str]:
     return {name: r.status for name, r in graded.exercises.items()}
 
 
+@dataclass
+class Toys:
+    """The toy notebooks below, each graded once: name -> path, grades, and the file before."""
+
+    paths: dict[str, Path]
+    graded: dict[str, grade.Graded]
+    before: dict[str, tuple[bytes, int]]  # the notebook's bytes and mtime before grading
+
+
+LOOP_TIMEOUT = 40  # seconds: graded beside the others, so the wait costs (almost) nothing
+
+
 @pytest.fixture(scope="module")
-def solved_and_stubbed(tmp_path_factory):
-    """The toy notebook and its learner copy (as `make student` writes it), both graded."""
-    folder = tmp_path_factory.mktemp("toy")
-    writes = code('open("written.txt", "w").write("a file the notebook writes")')
-    solved = write(toy(writes), folder / "teacher" / "99_toy.ipynb")
-    learner = write(student.learner_copy(nbformat.read(solved, 4)), folder / "learner/99_toy.ipynb")
-    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (solved, learner)}
-    graded = [grade.grade_notebook(p, limits=TRUSTED) for p in (solved, learner)]
-    return solved, learner, graded, before
+def toys(tmp_path_factory) -> Toys:
+    """Every toy notebook whose grades the tests below only read, graded once, three at a time
+    (each in its own kernel, each in a folder of its own), the two that run out a limit first.
+
+    While they are graded, the toy chapter's exercises are double and square (as a real
+    chapter's module lists them), and the teacher's environment holds a secret."""
+    notebooks = {
+        "loops": (loops_forever(), sandbox.Limits(timeout=LOOP_TIMEOUT, trusted=True)),
+        "busy": (busy_forever(), sandbox.Limits(timeout=300, cpu_limit=20, trusted=True)),
+        "solved": (solved(), TRUSTED),
+        "learner": (student.learner_copy(solved()), TRUSTED),
+        "raises": (raising_cells(), TRUSTED),
+        "checker raises": (raising_checker(), TRUSTED),
+        **{f"changed {i}": (changed_checker(s), TRUSTED) for i, s in enumerate(CHANGED)},
+        **{f"forged {how}": (forged_verdict(how), TRUSTED) for how in FORGERIES},
+        "earlier verdict": (earlier_verdict(), TRUSTED),
+        "failing cell": (failing_cell(), TRUSTED),
+        "dies": (kernel_dies(), TRUSTED),
+        "memory": (asks_10_gb(), sandbox.Limits(timeout=120, memory_gb=2, trusted=True)),
+        "deleted": (deleted_cells(), TRUSTED),
+        "environment": (probes_its_environment(), TRUSTED),
+    }
+    folder = tmp_path_factory.mktemp("toys")
+    paths = {name: write(nb, folder / name / "99_toy.ipynb") for name, (nb, _) in notebooks.items()}
+    before = {name: (p.read_bytes(), p.stat().st_mtime_ns) for name, p in paths.items()}
+    with pytest.MonkeyPatch.context() as patch, ThreadPoolExecutor(max_workers=3) as pool:
+        patch.setattr(grade, "expected_exercises", lambda chapter: ("double", "square"))
+        patch.setenv("GRADE_TEST_SECRET", "x")
+        running = {
+            name: pool.submit(grade.grade_notebook, paths[name], limits=limits)
+            for name, (_, limits) in notebooks.items()
+        }
+        graded = {name: future.result() for name, future in running.items()}
+    return Toys(paths, graded, before)
 
 
-def test_a_solved_notebook_is_all_correct(solved_and_stubbed):
-    _, _, (solved, _), _ = solved_and_stubbed
+def solved() -> nbformat.NotebookNode:
+    """The toy chapter, solved, with a cell that writes a file in its working folder."""
+    return toy(code('open("written.txt", "w").write("a file the notebook writes")'))
+
+
+def test_a_solved_notebook_is_all_correct(toys):
+    solved = toys.graded["solved"]
     assert statuses(solved) == {"double": "correct", "square": "correct"}
     assert solved.exercises["double"].message == "double(2) == 4."
     assert solved.quiz == "2/2" and solved.all_correct
 
 
-def test_a_learner_copy_is_all_not_yet(solved_and_stubbed):
-    _, _, (_, learner), _ = solved_and_stubbed
+def test_a_learner_copy_is_all_not_yet(toys):
+    learner = toys.graded["learner"]  # as `make student` writes it
     assert statuses(learner) == {"double": "not yet", "square": "not yet"}
     assert "not written yet" in learner.exercises["square"].message
     assert learner.quiz == "0/2" and not learner.all_correct
 
 
-def test_grading_never_touches_the_notebooks_or_their_folder(solved_and_stubbed):
-    solved, learner, _, before = solved_and_stubbed
-    for path, (data, mtime) in before.items():
-        assert path.read_bytes() == data and path.stat().st_mtime_ns == mtime
-        assert sorted(p.name for p in path.parent.iterdir()) == ["99_toy.ipynb"]
+def test_grading_never_touches_the_notebooks_or_their_folder(toys):
+    for name, path in toys.paths.items():
+        data, mtime = toys.before[name]
+        assert path.read_bytes() == data and path.stat().st_mtime_ns == mtime, name
+        assert sorted(p.name for p in path.parent.iterdir()) == ["99_toy.ipynb"], name
 
 
-def test_an_exercise_cell_that_raises_is_an_error_and_later_cells_still_run(tmp_path):
+def raising_cells() -> nbformat.NotebookNode:
     nb = toy()
     raising = "scale = 1 / 0\n\n\ndef double(x):\n    return scale * x"
     nb.cells[2] = code(raising, ("answer",), "double")  # raises before defining double
     nb.cells[4] = code("def square(x):\n    return x.no_such_thing", ("answer",), "square")
-    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=TRUSTED)
+    return nb
+
+
+def test_an_exercise_cell_that_raises_is_an_error_and_later_cells_still_run(toys):
+    graded = toys.graded["raises"]
     double, square = graded.exercises["double"], graded.exercises["square"]
     assert double == grade.Result(
         "error", "in the answer cell: ZeroDivisionError: division by zero"
@@ -148,30 +197,46 @@ def test_an_exercise_cell_that_raises_is_an_error_and_later_cells_still_run(tmp_
     assert graded.quiz == "2/2"  # the cells after the error ran
 
 
-def test_a_checker_cell_that_raises_gives_the_first_line_of_the_error(tmp_path):
+def raising_checker() -> nbformat.NotebookNode:
     nb = toy()
     nb.cells[3] = code("check_double(dubble)", ("checker",), "double")
-    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=TRUSTED)
+    return nb
+
+
+def test_a_checker_cell_that_raises_gives_the_first_line_of_the_error(toys):
+    graded = toys.graded["checker raises"]
     assert graded.exercises["double"] == grade.Result(
         "error", "NameError: name 'dubble' is not defined"
     )
     assert graded.exercises["square"].status == "correct"
 
 
-@pytest.mark.parametrize(
-    "source",
-    [
-        'print("Correct (double): double(2) == 4.")',  # the verdict typed by hand
-        "check_double(double)\nprint('Correct (double): yes')",
-        "check_double(lambda x: 4.0)",  # passes the checker without the answer
-        "check_square(square)",  # another exercise's checker
-    ],
-)
-def test_a_changed_checker_cell_is_an_error_whatever_it_printed(tmp_path, source):
+def test_errors_are_listed_under_the_table(toys):
+    graded = toys.graded["checker raises"]
+    table = gradebook.report([graded])
+    assert "error [1]" in table
+    path = toys.paths["checker raises"].as_posix()
+    assert f"[1] {path}, double: NameError: name 'dubble' is not defined" in table
+
+
+CHANGED = [
+    'print("Correct (double): double(2) == 4.")',  # the verdict typed by hand
+    "check_double(double)\nprint('Correct (double): yes')",
+    "check_double(lambda x: 4.0)",  # passes the checker without the answer
+    "check_square(square)",  # another exercise's checker
+]
+
+
+def changed_checker(source: str) -> nbformat.NotebookNode:
     nb = toy()
     nb.cells[2] = answer("double", "return x")  # wrong
     nb.cells[3] = code(source, ("checker",), "double")
-    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=TRUSTED)
+    return nb
+
+
+@pytest.mark.parametrize("index", range(len(CHANGED)), ids=CHANGED)
+def test_a_changed_checker_cell_is_an_error_whatever_it_printed(toys, index):
+    graded = toys.graded[f"changed {index}"]
     assert graded.exercises["double"] == grade.Result(
         "error",
         "the checker cell was changed: it should hold only the call check_double(...) on your "
@@ -187,12 +252,15 @@ def test_a_real_chapter_checker_must_call_its_chapter_module():
     assert not grade._is_checker_call("mine.check_softmax(softmax)", "softmax", "chapter01")
 
 
-def test_deleted_cells_show_as_errors_not_as_missing_columns(tmp_path, monkeypatch):
-    monkeypatch.setattr(grade, "expected_exercises", lambda chapter: ("double", "square"))
+def deleted_cells() -> nbformat.NotebookNode:
     nb = toy()
     del nb.cells[5]  # the square checker
     del nb.cells[2]  # the double answer
-    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=TRUSTED)
+    return nb
+
+
+def test_deleted_cells_show_as_errors_not_as_missing_columns(toys):
+    graded = toys.graded["deleted"]  # the chapter's exercises: double and square
     assert graded.exercises["double"] == grade.Result(
         "error", "NameError: name 'double' is not defined"
     )
@@ -208,21 +276,28 @@ def test_the_exercise_list_comes_from_the_chapter_module():
     assert grade.expected_exercises(None) == ()
 
 
-def test_a_notebook_that_loops_past_the_timeout(tmp_path):
-    """The exercises after the loop get 'timed out'; those before it keep their grade."""
+def loops_forever() -> nbformat.NotebookNode:
     nb = toy()
-    nb.cells.insert(4, code("while True:\n    pass"))
-    limits = sandbox.Limits(timeout=25, trusted=True)
-    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=limits)
+    nb.cells.insert(4, code("import time\n\nwhile True:\n    time.sleep(1)"))
+    return nb
+
+
+def test_a_notebook_that_loops_past_the_timeout(toys):
+    """The exercises after the loop get 'timed out'; those before it keep their grade."""
+    graded = toys.graded["loops"]
     assert graded.exercises["double"].status == "correct"
-    assert graded.exercises["square"] == grade.Result("error", "timed out after 25 s")
+    assert graded.exercises["square"] == grade.Result("error", f"timed out after {LOOP_TIMEOUT} s")
     assert graded.quiz == "not run" and graded.timed_out
 
 
-def test_a_notebook_whose_kernel_dies(tmp_path):
+def kernel_dies() -> nbformat.NotebookNode:
     nb = toy()
     nb.cells.insert(4, code("import os\n\nos._exit(1)"))
-    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=TRUSTED)
+    return nb
+
+
+def test_a_notebook_whose_kernel_dies(toys):
+    graded = toys.graded["dies"]
     assert graded.exercises["double"].status == "correct"
     assert graded.exercises["square"] == grade.Result(
         "error",
@@ -230,12 +305,15 @@ def test_a_notebook_whose_kernel_dies(tmp_path):
     )
 
 
-def test_cpu_time_is_limited(tmp_path):
-    """A busy loop is stopped by the CPU-time limit long before the timeout."""
+def busy_forever() -> nbformat.NotebookNode:
     nb = toy()
     nb.cells.insert(4, code("while True:\n    pass"))
-    limits = sandbox.Limits(timeout=300, cpu_limit=20, trusted=True)
-    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=limits)
+    return nb
+
+
+def test_cpu_time_is_limited(toys):
+    """A busy loop is stopped by the CPU-time limit (20 s) long before the timeout (300 s)."""
+    graded = toys.graded["busy"]
     assert graded.exercises["double"].status == "correct"
     assert "used up its CPU time" in graded.exercises["square"].message
     assert not graded.timed_out and graded.stopped == "the kernel died"
@@ -269,19 +347,7 @@ def test_a_folder_per_learner_table_json_and_exit_code(tmp_path, capsys):
     ]
     ben = report["notebooks"][1]
     assert ben["exercises"]["double"]["status"] == "not yet" and ben["quiz"] == "0/2"
-    assert report["all_correct"] is False
-    assert grade.main([classroom / "ann"], timeout=120, trusted=True) == 0
-    assert "2 of 2 exercises correct in 1 notebooks" in capsys.readouterr().out
-
-
-def test_errors_are_listed_under_the_table(tmp_path, capsys):
-    nb = toy()
-    nb.cells[3] = code("check_double(dubble)", ("checker",), "double")
-    path = write(nb, tmp_path / "99_toy.ipynb")
-    assert grade.main([path], timeout=120, trusted=True) == 1
-    table = capsys.readouterr().out
-    assert "error [1]" in table
-    assert f"[1] {path.as_posix()}, double: NameError: name 'dubble' is not defined" in table
+    assert report["all_correct"] is False  # exit code 0 when all is correct: the next test
 
 
 def test_bad_paths_exit_2(tmp_path, capsys):
@@ -294,11 +360,11 @@ def test_bad_paths_exit_2(tmp_path, capsys):
     assert "holds no notebook" in capsys.readouterr().err
 
 
-def test_the_command_line_grades_a_folder(solved_and_stubbed, tmp_path, capsys, monkeypatch):
-    solved, _, _, _ = solved_and_stubbed
+def test_the_command_line_grades_a_folder(toys, tmp_path, capsys, monkeypatch):
+    folder = toys.paths["solved"].parent
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)  # a teacher's own account
     out = tmp_path / "grades.json"
-    assert cli.main(["grade", str(solved.parent), "--json", str(out), "--timeout", "120"]) == 0
+    assert cli.main(["grade", str(folder), "--json", str(out), "--timeout", "120"]) == 0
     assert "2 of 2 exercises correct in 1 notebooks" in capsys.readouterr().out
     assert json.loads(out.read_text())["all_correct"] is True
 
@@ -315,66 +381,78 @@ FORGERIES = {
 }
 
 
-@pytest.mark.parametrize("how", sorted(FORGERIES))
-def test_an_answer_that_prints_or_displays_the_verdict_is_still_graded_by_the_checker(
-    tmp_path, how
-):
+def forged_verdict(how: str) -> nbformat.NotebookNode:
     nb = toy()
     nb.cells[2] = answer("double", f"{FORGERIES[how]}\n    return x")  # wrong: double(2) == 2
-    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=TRUSTED)
+    return nb
+
+
+@pytest.mark.parametrize("how", sorted(FORGERIES))
+def test_an_answer_that_prints_or_displays_the_verdict_is_still_graded_by_the_checker(toys, how):
+    graded = toys.graded[f"forged {how}"]
     assert graded.exercises["double"].status == "not yet"
     assert graded.exercises["double"].message.startswith("double(2) gave 2, expected 4.")
     assert graded.exercises["square"].status == "correct"
 
 
-def test_a_verdict_from_an_earlier_call_does_not_count(tmp_path):
+def earlier_verdict() -> nbformat.NotebookNode:
     """Calling the checker on a right answer elsewhere, then failing the checker cell."""
     nb = toy(code("check_double(lambda x: 2 * x)"))  # Correct, recorded before the exercise
     nb.cells[3] = answer("double", "return x")
-    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=TRUSTED)
-    assert graded.exercises["double"].status == "not yet"
+    return nb
 
 
-def test_every_cell_that_fails_is_reported(tmp_path):
-    nb = toy(code("import math\n\nmath.sqrt(-1)"), code("print('fine')"))
-    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=TRUSTED)
+def test_a_verdict_from_an_earlier_call_does_not_count(toys):
+    assert toys.graded["earlier verdict"].exercises["double"].status == "not yet"
+
+
+def failing_cell() -> nbformat.NotebookNode:
+    return toy(code("import math\n\nmath.sqrt(-1)"), code("print('fine')"))
+
+
+def test_every_cell_that_fails_is_reported(toys):
+    graded = toys.graded["failing cell"]
     assert graded.failed_cells == ["cell 3 (`import math`): ValueError: math domain error"]
     assert statuses(graded) == {"double": "correct", "square": "correct"}
     assert "Cells that failed\n  " in gradebook.report([graded])
 
 
-def test_a_learner_copy_reports_no_failing_cell_for_its_stubs(solved_and_stubbed):
-    _, _, (solved, learner), _ = solved_and_stubbed
-    assert solved.failed_cells == [] and learner.failed_cells == []
+def test_a_learner_copy_reports_no_failing_cell_for_its_stubs(toys):
+    assert toys.graded["solved"].failed_cells == [] and toys.graded["learner"].failed_cells == []
 
 
-def test_memory_is_limited_and_reported(tmp_path):
-    """10 GB asked for: a MemoryError in that cell; the notebook goes on."""
-    big = code("import numpy as np\n\nhuge = np.ones(10 * 2**30 // 8)")
-    nb = toy(big)
-    limits = sandbox.Limits(timeout=120, memory_gb=2, trusted=True)
-    graded = grade.grade_notebook(write(nb, tmp_path / "99_toy.ipynb"), limits=limits)
+def asks_10_gb() -> nbformat.NotebookNode:
+    return toy(code("import numpy as np\n\nhuge = np.ones(10 * 2**30 // 8)"))
+
+
+def test_memory_is_limited_and_reported(toys):
+    """10 GB asked for, 2 GB allowed: a MemoryError in that cell; the notebook goes on."""
+    graded = toys.graded["memory"]
     assert len(graded.failed_cells) == 1
     assert graded.failed_cells[0].startswith("cell 3 (`import numpy as np`): MemoryError")
     assert statuses(graded) == {"double": "correct", "square": "correct"}
 
 
-def test_the_kernel_gets_a_temporary_home_and_none_of_the_teachers_environment(tmp_path):
-    probe = code(
+def probes_its_environment() -> nbformat.NotebookNode:
+    probe = (
         "import os\n\n"
-        "print('HOME', os.environ['HOME'] != os.path.expanduser('~root'))\n"
-        "print('SECRET', 'GRADE_TEST_SECRET' in os.environ)\n"
-        "print('CWD', os.getcwd() == os.path.join(os.path.dirname(os.environ['HOME']), 'work'))"
+        "home = os.environ['HOME']\n"
+        "seen = {\n"
+        "    'a temporary HOME': home != os.path.expanduser('~root'),\n"
+        "    'no variable of the teacher': 'GRADE_TEST_SECRET' not in os.environ,\n"
+        "    'cwd: work beside HOME': os.getcwd() == os.path.join(os.path.dirname(home), 'work'),\n"
+        "}\n"
+        "print(seen)\n"
+        "assert all(seen.values()), seen"
     )
-    nb = toy(probe)
-    path = write(nb, tmp_path / "99_toy.ipynb")
-    os.environ["GRADE_TEST_SECRET"] = "x"
-    try:
-        run = sandbox.run_notebook(json.loads(json.dumps(nb)), path.parent, TRUSTED)
-    finally:
-        del os.environ["GRADE_TEST_SECRET"]
-    shown = "".join(o.get("text", "") for o in run.notebook["cells"][2]["outputs"])
-    assert shown.split() == ["HOME", "True", "SECRET", "False", "CWD", "True"]
+    return toy(code(probe))
+
+
+def test_the_kernel_gets_a_temporary_home_and_none_of_the_teachers_environment(toys):
+    """The teacher's environment held GRADE_TEST_SECRET while the probe ran (`toys`)."""
+    graded = toys.graded["environment"]
+    assert graded.failed_cells == []  # the probe's assert held
+    assert statuses(graded) == {"double": "correct", "square": "correct"}  # and it ran
 
 
 def test_root_must_name_an_account(monkeypatch, tmp_path, capsys):
