@@ -18,6 +18,23 @@ from lab_server import make_lab
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
 RISE_CHAPTER = "01_cross_entropy_numpy.ipynb"  # formulas on many slides
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def has_widgets(name: str) -> bool:
+    """Whether a chapter shows live widgets: those need JupyterLab in a browser to work."""
+    nb = json.loads((ROOT / "notebooks" / name).read_text(encoding="utf-8"))
+    return any(
+        WIDGET_VIEW in output.get("data", {})
+        for cell in nb["cells"]
+        if cell["cell_type"] == "code"
+        for output in cell["outputs"]
+    )
+
+
+# Every chapter opens in JupyterLab; the chapters with widgets are also run there, cell by
+# cell through the toolbar (the others run in nbval's kernel, the same environment's python3).
+RUN_IN_BROWSER = [name for name in NOTEBOOKS if has_widgets(name)]
 
 # Console errors of the live slideshow that are not the course's, each matched narrowly:
 # (message pattern, where it is logged from, why it is tolerated). Nothing else may appear.
@@ -75,70 +92,98 @@ def lab(tmp_path_factory, browser):
         yield running
 
 
+# The notebook's kernel has started, is connected and idle: a cell run now is not dropped
+# (JupyterLab skips a run while its session has no kernel yet).
+KERNEL_READY = """() => {
+  const context = window.jupyterapp?.shell.currentWidget?.sessionContext;
+  const kernel = context?.session?.kernel;
+  return !!kernel && context.isReady && kernel.connectionStatus === 'connected'
+    && kernel.status === 'idle';
+}"""
+KERNEL_NAME = "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.name"
+
+
 def open_chapter(lab, browser, name: str, errors: list[tuple[str, str]]):
+    """``name`` open in a new page of JupyterLab, its kernel ready; returns (page, notebook)."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.on(
         "console",
         lambda m: errors.append((m.text, m.location["url"])) if m.type == "error" else None,
     )
     page.on("pageerror", lambda e: errors.append((str(e), "")))
-    page.goto(f"{lab.base}/lab/tree/{name}?reset&token={lab.token}")
-    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
-    notebook.wait_for(timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    assert page.locator(".jp-Dialog").count() == 0, "an error or kernel dialog is open"
+    try:
+        page.goto(f"{lab.base}/lab/tree/{name}?reset&token={lab.token}")
+        notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+        notebook.wait_for(timeout=60_000)
+        page.wait_for_function(KERNEL_READY, timeout=60_000)
+        assert page.evaluate(KERNEL_NAME) == "python3"
+        assert page.locator(".jp-Dialog").count() == 0, "an error or kernel dialog is open"
+    except Exception:
+        close(page, lab, f"{name}-opening")
+        raise
     return page, notebook
+
+
+def close(page, lab, failed: str | None = None) -> None:
+    """Close ``page`` (a screenshot first if ``failed`` names it), then end its kernel."""
+    try:
+        if failed:
+            page.screenshot(path=str(lab.log.parent / f"{failed}.png"))
+    finally:
+        page.close()
+        lab.end_sessions()
 
 
 def test_every_chapter_is_covered():
     # the chapters are numbered 00, 01, ... with no gap, and this test opens each of them
     assert [name[:2] for name in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))]
     assert len(NOTEBOOKS) == 8, NOTEBOOKS
+    # the widget demos' chapters (1: temperature slider, 5: draw a digit) are run as well
+    assert RUN_IN_BROWSER == ["01_cross_entropy_numpy.ipynb", "05_mnist_mlp.ipynb"]
+
+
+def run_first_cells(page, notebook, count: int = 2) -> None:
+    """Clear the outputs, then run the first ``count`` code cells as a learner would."""
+    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.wait_for_function("document.querySelectorAll('.jp-OutputArea-output').length === 0")
+    cells = notebook.locator(".jp-CodeCell")
+    run_button = page.locator(
+        ".jp-NotebookPanel:not(.lm-mod-hidden) [data-command='notebook:run-cell-and-select-next']"
+    )
+    for i in range(count):  # one by one:
+        prompt = cells.nth(i).locator(".jp-InputPrompt")
+        prompt.click()  # select the cell,
+        page.wait_for_function(  # (wait until JupyterLab made it the active cell)
+            "i => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) "
+            ".jp-CodeCell')[i].classList.contains('jp-mod-active')",
+            arg=i,
+        )
+        run_button.click()  # then press the toolbar's Run button (the kernel is ready)
+        prompt.filter(has_text=f"[{i + 1}]").wait_for(timeout=120_000)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_chapter_opens_and_runs_in_jupyterlab(name, lab, browser):
     errors: list[tuple[str, str]] = []
     page, notebook = open_chapter(lab, browser, name, errors)
+    failed = None
     try:
         title = notebook.locator("h1").first.inner_text()
         assert re.match(rf"{name[:2]} · \S", title), f"the chapter's title is {title!r}"
-        # clear the stored outputs, so that what is checked below was computed now
-        page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-        page.wait_for_function("document.querySelectorAll('.jp-OutputArea-output').length === 0")
-
-        cells = notebook.locator(".jp-CodeCell")
-        run_button = page.locator(
-            ".jp-NotebookPanel:not(.lm-mod-hidden) "
-            "[data-command='notebook:run-cell-and-select-next']"
-        )
-        for i in range(2):  # run the first two code cells, one by one, as a learner would:
-            prompt = cells.nth(i).locator(".jp-InputPrompt")
-            for attempt in range(2):
-                prompt.click()  # select the cell,
-                page.wait_for_function(  # (wait until JupyterLab made it the active cell)
-                    "i => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) "
-                    ".jp-CodeCell')[i].classList.contains('jp-mod-active')",
-                    arg=i,
-                )
-                run_button.click()  # then press the toolbar's Run button
-                # On a loaded machine JupyterLab can drop a run sent while the new kernel
-                # settles (the prompt stays "[ ]", never "[*]"): a learner presses Run again.
-                page.wait_for_timeout(3_000)
-                if attempt or prompt.inner_text().strip() != "[ ]:":
-                    break
-            prompt.filter(has_text=f"[{i + 1}]").wait_for(timeout=120_000)
-        # each ran without an error or a warning (both are shown as stderr output)
-        stderr = notebook.locator(
-            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-        )
-        assert stderr.count() == 0, stderr.all_inner_texts()
+        if name in RUN_IN_BROWSER:  # computed now, from cells run in this browser
+            run_first_cells(page, notebook)
+            # each ran without an error or a warning (both are shown as stderr output)
+            stderr = notebook.locator(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+            )
+            assert stderr.count() == 0, stderr.all_inner_texts()
         assert page.locator(".jp-Dialog").count() == 0
     except Exception:
-        page.screenshot(path=str(lab.log.parent / f"{name}.png"))  # look here when it fails
+        failed = name  # a screenshot beside lab.log: look here when it fails
         raise
     finally:
-        page.close()
+        close(page, lab, failed)
+    assert not lab.kernels(), "the chapter's kernel is still running after its session ended"
     assert not errors, f"console errors in {name}: {errors}"
 
 
@@ -159,10 +204,21 @@ VISIBLE_IN_SLIDE = """selector => {
 }"""
 
 
+# The present slide's formulas are typeset: a visible MathJax 3 container, and no "$" of TeX
+# source left in its rendered markdown (JupyterLab shows the source until MathJax is done).
+MATH_DONE = """() => {
+  const all = [...document.querySelectorAll('.reveal .slides section.present')];
+  const slide = all[all.length - 1];
+  return ![...slide.querySelectorAll('.jp-RenderedMarkdown')]
+    .some(m => m.textContent.includes('$'));
+}"""
+
+
 def test_live_slideshow_with_rise(lab, browser):
     """Start RISE with Alt+R, move two slides on, see a heading and a typeset formula."""
     errors: list[tuple[str, str]] = []
     page, notebook = open_chapter(lab, browser, RISE_CHAPTER, errors)
+    failed = None
     try:
         notebook.click()
         page.keyboard.press("Escape")  # command mode, where RISE's shortcut lives
@@ -171,29 +227,32 @@ def test_live_slideshow_with_rise(lab, browser):
         frame.wait_for_selector(".reveal .slides section.present", timeout=90_000)
         frame.wait_for_function(VISIBLE_IN_SLIDE, arg="h1", timeout=30_000)  # the title slide
         positions = [frame.evaluate(PRESENT)]
-        for _ in range(2):
+
+        def next_slide() -> None:
             frame.locator(".reveal").press("Space")  # Space: the next slide
             frame.wait_for_function(f"p => JSON.stringify(({PRESENT})()) !== p",
                                     arg=json.dumps(positions[-1]))  # fmt: skip
             positions.append(frame.evaluate(PRESENT))
+
+        for _ in range(2):
+            next_slide()
         assert positions == sorted(positions) and len(set(map(tuple, positions))) == 3, positions
         # Go on until a slide shows a heading and one shows a typeset formula (MathJax's
-        # mjx-container, not the $...$ source).
+        # mjx-container, not the $...$ source), each slide looked at once its math is drawn.
         seen = {"h1, h2, h3": False, "mjx-container": False}
         for _ in range(20):
+            frame.wait_for_function(MATH_DONE, timeout=60_000)
             for selector in seen:
                 seen[selector] = seen[selector] or frame.evaluate(VISIBLE_IN_SLIDE, selector)
             if all(seen.values()):
                 break
-            frame.locator(".reveal").press("Space")
-            frame.wait_for_timeout(300)
+            next_slide()
         assert all(seen.values()), seen
-        page.screenshot(path=str(lab.log.parent / "rise.png"))
     except Exception:
-        page.screenshot(path=str(lab.log.parent / "rise-failed.png"))
+        failed = "rise-failed"
         raise
     finally:
-        page.close()
+        close(page, lab, failed)
     unexpected = [
         (text, url)
         for text, url in errors

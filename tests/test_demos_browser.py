@@ -3,7 +3,8 @@
 One JupyterLab for the module: it serves a temporary folder holding a generated notebook
 with the demo cells and an MLP trained here for one short epoch on real MNIST.
 Skips with a reason where Chromium or Playwright is missing; `.ci/run` installs both.
-Screenshots of each demo are written beside the server log (`lab.log`).
+A demo that fails a check is photographed beside the server log (`lab.log`); the failure
+names the file. The kernels are shut down when the module is done, failed or not.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import nbformat
 import pytest
@@ -129,11 +132,17 @@ def demo_page(lab, browser):
             page.locator(f"{VISIBLE} .jp-OutputArea-output[data-mime-type*='stderr']").count() == 0
         )
     except Exception:
-        page.screenshot(path=str(lab.log.parent / "demos-setup.png"))
-        page.close()
+        shot = lab.log.parent / "demos-setup.png"
+        try:
+            page.screenshot(path=str(shot))
+        finally:
+            page.close()
+            lab.end_sessions("demos.ipynb")
         raise
     yield page, errors
     page.close()
+    lab.end_sessions("demos.ipynb")
+    assert not lab.kernels(), "a kernel is still running after its session ended"
     course_errors = [e for e in errors if not any(noise in e for noise in KNOWN_NOISE)]
     assert not course_errors, f"console errors: {course_errors}"
 
@@ -146,10 +155,22 @@ def label_texts(output) -> list[str]:
     return [t.strip() for t in output.locator(".widget-label").all_inner_texts()]
 
 
+@contextmanager
+def photographed(output, lab, name: str) -> Iterator[None]:
+    """On a failure inside, a screenshot of ``output`` beside ``lab.log``, named in the error."""
+    try:
+        yield
+    except Exception as error:
+        path = lab.log.parent / f"{name}.png"
+        output.screenshot(path=str(path))
+        error.add_note(f"screenshot: {path}")
+        raise
+
+
 def test_temperature_slider_updates_chart_and_loss(demo_page, lab):
     page, _ = demo_page
     output = output_of(page, 1)
-    try:
+    with photographed(output, lab, "temperature"):
         text = output.locator(".widget-label", has_text="probabilities")
         assert text.inner_text().strip() == (
             "T = 1.00 · probabilities [0.378, 0.342, 0.280] · loss = -log p[0] = 0.973"
@@ -179,8 +200,6 @@ def test_temperature_slider_updates_chart_and_loss(demo_page, lab):
         assert (
             text.inner_text().strip().endswith("[0.705, 0.259, 0.035] · loss = -log p[0] = 0.349")
         )
-    finally:
-        output.screenshot(path=str(lab.log.parent / "temperature.png"))
 
 
 def draw(page, canvas, points: list[tuple[float, float]]) -> None:
@@ -200,7 +219,7 @@ def draw(page, canvas, points: list[tuple[float, float]]) -> None:
 def test_a_vertical_stroke_is_read_as_a_one(demo_page, lab):
     page, _ = demo_page
     output = output_of(page, 2)
-    try:
+    with photographed(output, lab, "digit"):
         canvas = output.locator("canvas").first
         canvas.scroll_into_view_if_needed()
         box = canvas.bounding_box()
@@ -215,14 +234,11 @@ def test_a_vertical_stroke_is_read_as_a_one(demo_page, lab):
             r"The network says: 1 \(probability 0\.\d\d\)", prediction.inner_text().strip()
         )
         assert seen.get_attribute("src") != empty_src  # what the network sees was redrawn
-        output.screenshot(path=str(lab.log.parent / "digit-1.png"))
         output.get_by_role("button", name="Clear").click()
         prediction.filter(has_text="Draw a digit").wait_for(timeout=30_000)
         # a second stroke after Clear works as well
         draw(page, canvas, [(0.45, 0.2), (0.55, 0.8)])
         prediction.filter(has_text="The network says: 1").wait_for(timeout=30_000)
-    finally:
-        output.screenshot(path=str(lab.log.parent / "digit.png"))
 
 
 @pytest.mark.xfail(
@@ -247,10 +263,12 @@ def test_a_widget_renders_in_the_rise_slideshow(lab, browser):
         page.keyboard.press("Control+Enter")  # run it (Shift+Enter on the last cell adds one)
         cell = page.locator(".jp-CodeCell").nth(1)
         cell.locator(".jp-InputPrompt", has_text="[2]").wait_for(timeout=120_000)
-        cell.locator(".jp-OutputArea-output").first.wait_for(timeout=30_000)
-        page.wait_for_timeout(2_000)  # give a widget view time to appear
-        # today: only the text repr, and "No provider for: jupyter.extensions.jupyterWidgetRegistry"
+        # The output is drawn: the widget's slider or, with no widget renderer, the text repr
+        # (today: only the text, and "No provider for: jupyter.extensions.jupyterWidgetRegistry")
+        cell.locator(
+            ".noUi-handle, .jp-OutputArea-output[data-mime-type='text/plain']"
+        ).first.wait_for(timeout=60_000)
         assert cell.locator(".noUi-handle").count() == 1, "no slider in the slideshow"
     finally:
-        page.screenshot(path=str(lab.log.parent / "rise.png"))
         page.close()
+        lab.end_sessions("rise.ipynb")
