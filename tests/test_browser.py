@@ -220,7 +220,9 @@ def test_live_slideshow_with_rise(lab, browser):
     page, notebook = open_chapter(lab, browser, RISE_CHAPTER, errors)
     failed = None
     try:
-        notebook.click()
+        # RISE starts at the selected cell's slide: select the first cell (the title slide),
+        # not whichever cell a click on the notebook's middle happens to land on.
+        notebook.locator(".jp-Cell").first.click()
         page.keyboard.press("Escape")  # command mode, where RISE's shortcut lives
         page.keyboard.press("Alt+r")
         frame = page.wait_for_selector("iframe[src*='/rise/']", timeout=60_000).content_frame()

@@ -190,7 +190,7 @@ def test_make_lock_resolves_once_for_every_platform_with_hashes(tmp_path):
     """What `make lock` runs (make -n: resolving needs PyPI, which CI may not reach)."""
     venv = tmp_path / "venv"
     done = subprocess.run(
-        ["make", "-n", "lock", f"VENV={venv}", "-o", f"{venv}/.installed-dev"],
+        ["make", "--no-print-directory", "-n", "lock", f"VENV={venv}", "-o", f"{venv}/.installed-dev"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     lines = done.stdout.splitlines()
@@ -210,7 +210,7 @@ def test_make_hub_install_takes_every_package_from_the_lock_with_its_hash(tmp_pa
     the same version)."""
     hub = tmp_path / "hub"
     done = subprocess.run(
-        ["make", "-n", "-B", "hub-install", f"HUB_DIR={hub}"],
+        ["make", "--no-print-directory", "-n", "-B", "hub-install", f"HUB_DIR={hub}"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     pip = f"{hub}/venv/bin/python -m pip"
