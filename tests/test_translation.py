@@ -178,17 +178,24 @@ def test_translations_keep_the_numbers_code_math_links_and_headings():
     assert not problems, "\n".join(problems[:40])
 
 
+def table(path: Path) -> list[list[str]]:
+    """The rows of a Markdown file's 4-column table (the glossary), header left out."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 4 and not set(cells[0]) <= set("-"):
+            rows.append(cells)
+    return rows[1:]  # (the header row)
+
+
 def glossary() -> list[tuple[list[str], list[str], str]]:
     """(English forms, Chinese forms, chapter that introduces it) of each row:
     'dtype (data type)' -> ['dtype', 'data type'], '自动求导（自动微分）' -> ['自动求导', '自动微分']."""
     rows = []
-    for line in (ROOT / "notebooks" / "glossary.md").read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 4 or cells[0] in ("English", "---"):
-            continue
-        english = [f.strip() for f in re.split(r"[()]", cells[0]) if f.strip()]
-        chinese = [f.strip() for f in re.split(r"[（）]", cells[1]) if f.strip()]
-        rows.append((english, chinese, re.sub(r"\D", "", cells[3].split("]")[0])))
+    for term, chinese, _, chapter in table(ROOT / "notebooks" / "glossary.md"):
+        english = [f.strip() for f in re.split(r"[()]", term) if f.strip()]
+        forms = [f.strip() for f in re.split(r"[（）]", chinese) if f.strip()]
+        rows.append((english, forms, re.sub(r"\D", "", chapter.split("]")[0])))
     return rows
 
 
@@ -226,15 +233,6 @@ def test_glossary_terms_are_translated_as_the_glossary_says():
 DOCUMENT = re.compile(
     r"^<!-- translation of (?P<source>.+?) sha256:(?P<hash>[0-9a-f]{12}) -->$", re.M
 )
-
-
-def table(path: Path) -> list[list[str]]:
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and len(cells) == 4 and not set(cells[0]) <= set("-"):
-            rows.append(cells)
-    return rows[1:]  # (the header row)
 
 
 def test_the_chinese_glossary_is_the_english_one_with_the_meanings_translated():
