@@ -27,7 +27,8 @@ export GOMP_SPINCOUNT ?= 1000
 LAB_DIR ?= notebooks
 UPGRADE_PIP ?= 1
 
-.PHONY: install install-dev check-python lab test format notebooks translations student slides lock \
+.PHONY: install install-dev check-python lab test format notebooks translations messages student \
+	slides lock \
 	clean \
 	hub hub-install hub-update
 
@@ -120,6 +121,11 @@ notebooks: $(LAB_STAMP)
 CHAPTERS := $(wildcard notebooks/0*.ipynb)
 translations: $(LAB_STAMP)
 	$(BIN)/mnist-course translate sync $(CHAPTERS)
+
+# The checkers' feedback in every language (mnist_course/i18n.py): extract the English text of
+# each module into locale/<module>.pot, update each language's .po, compile the .mo (Babel).
+messages: $(DEV_STAMP)
+	$(BIN)/python -m mnist_course.catalogs
 
 # Learner copies: exercise answers replaced by stubs, into build/student/ (Chinese: build/student/zh/).
 student: $(LAB_STAMP)
