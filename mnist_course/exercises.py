@@ -46,6 +46,11 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from mnist_course import i18n
+
+_ = i18n.translator(__name__)
+N_ = i18n.N_
+
 
 @dataclass(frozen=True)
 class Feedback:
@@ -59,7 +64,13 @@ class Feedback:
         return self.ok
 
     def __str__(self) -> str:
-        return f"{'Correct' if self.ok else 'Not yet'} ({self.exercise}): {self.message}"
+        if self.ok:
+            return _("Correct ({exercise}): {message}").format(
+                exercise=self.exercise, message=self.message
+            )
+        return _("Not yet ({exercise}): {message}").format(
+            exercise=self.exercise, message=self.message
+        )
 
     __repr__ = __str__
 
@@ -98,15 +109,29 @@ class TimedOut(BaseException):
     ``except Exception`` in the learner's code does not swallow it."""
 
 
+EXPECTS = N_("the answer the exercise asks for")
+
+
+def translated(text: str, module: str) -> str:
+    """``text`` (marked with ``N_`` in ``module``) in the language now, from that module's catalog."""
+    return i18n.translator(module)(text)
+
+
+def translated_labels(labels: dict[str, str], module: str) -> dict[str, str]:
+    """An ``ops=`` table (operator -> label marked with ``N_`` in ``module``), its labels translated."""
+    return {op: translated(label, module) for op, label in labels.items()}
+
+
 def checker(
-    name: str, expects: str = "the answer the exercise asks for"
+    name: str, expects: str = EXPECTS
 ) -> Callable[[Callable[..., str]], Callable[..., Feedback]]:
     """Decorator: a checking function (returns a message or raises :class:`NotYet`) -> a checker.
 
     The checker takes the same arguments plus ``hint=``; it returns a
     :class:`Feedback`, records it in :data:`verdicts`, and never raises
     (``KeyboardInterrupt`` aside). ``expects`` says what the checker takes, for
-    the message when it cannot read an answer.
+    the message when it cannot read an answer (marked with ``N_`` in the checker's module,
+    translated with that module's catalog).
     """
 
     def wrap(check: Callable[..., str]) -> Callable[..., Feedback]:
@@ -126,26 +151,36 @@ def checker(
                 level = hint if isinstance(hint, int) else _failures[name]
                 text = not_yet.symptom
                 if not_yet.hint and level >= 2:
-                    text += f" Hint: {not_yet.hint}"
+                    text = _("{symptom} Hint: {hint}").format(symptom=text, hint=not_yet.hint)
                 elif not_yet.hint:
-                    text += " (Run the check again, or pass hint=2, for a hint.)"
+                    text = _("{symptom} (Run the check again, or pass hint=2, for a hint.)").format(
+                        symptom=text
+                    )
                 return Feedback(name, False, text)
             except TimedOut as err:  # e.g. an answer whose __float__ never returns
                 return Feedback(
                     name,
                     False,
-                    f"the check ran for more than {err.args[0]:g} s and was stopped; "
-                    f"it expects {expects}.",
+                    _(
+                        "the check ran for more than {seconds:g} s and was stopped; "
+                        "it expects {expects}."
+                    ).format(seconds=err.args[0], expects=_expects()),
                 )
             except (Exception, SystemExit) as err:  # still no crash
                 return Feedback(
                     name,
                     False,
-                    f"the checker could not read your answer ({type(err).__name__}); "
-                    f"it expects {expects}.",
+                    _(
+                        "the checker could not read your answer ({error}); it expects {expects}."
+                    ).format(error=type(err).__name__, expects=_expects()),
                 )
             _failures.pop(name, None)
             return Feedback(name, True, str(message))
+
+        def _expects() -> str:
+            if expects == EXPECTS:
+                return _(expects)
+            return translated(expects, check.__module__)
 
         run.exercise = name  # type: ignore[attr-defined]
         return run
@@ -340,7 +375,7 @@ def held_forbidden(fn: Any, forbidden: dict[int, str], limit: int = 2000) -> str
         try:
             if _is_reference(obj) and not hasattr(obj, "exercise"):
                 name = getattr(obj, "__name__", type(obj).__name__)
-                return f"the course's own answer `{obj.__module__}.{name}`"
+                return _("the course's own answer `{name}`").format(name=f"{obj.__module__}.{name}")
             if depth < 6:
                 stack.extend((child, depth + 1) for child in _children(obj))
         except Exception:  # an odd object (its attributes raise): nothing more to look into
@@ -398,7 +433,7 @@ class _FunctionGuard(TorchFunctionMode):
         label = self.functions.get(id(func))
         if label:
             self._refuse(label)
-        autograd = "autograd (write the gradient out yourself)"
+        autograd = _("autograd (write the gradient out yourself)")
         if self.no_autograd and (
             getattr(func, "__name__", "") in _AUTOGRAD_NAMES
             or torch._C._functorch.peek_interpreter_stack() is not None
@@ -458,12 +493,14 @@ def run_learner(
     when it is refused, raises, exits, or runs past :data:`TIME_LIMIT`.
     """
     if not callable(fn):
-        raise NotYet(f"expected a function, got {a_type(fn)}: pass the function itself.")
+        raise NotYet(
+            _("expected a function, got {type}: pass the function itself.").format(type=a_type(fn))
+        )
     forbidden = list(forbidden)
     originals = _originals(forbidden)
     label = held_forbidden(fn, originals)
     if label:
-        raise NotYet(f"write it yourself, without {label}.")
+        raise NotYet(_("write it yourself, without {label}.").format(label=label))
     try:
         with (
             forbid(forbidden, _globals_of(fn)) as called,
@@ -476,24 +513,32 @@ def run_learner(
             warnings.simplefilter("ignore")
             result = fn(*args)
     except ForbiddenCall as err:
-        raise NotYet(f"write it yourself, without {err}.") from None
+        raise NotYet(_("write it yourself, without {label}.").format(label=err)) from None
     except TimedOut as err:
         if err.args and err.args[0] != TIME_LIMIT:
             raise  # an enclosing limit (the whole check's): not this function's own
         raise NotYet(
-            f"your function ran for more than {TIME_LIMIT:g} s and was stopped: "
-            "does a loop never end?"
+            _(
+                "your function ran for more than {seconds:g} s and was stopped: "
+                "does a loop never end?"
+            ).format(seconds=TIME_LIMIT)
         ) from None
     except SystemExit:
         raise NotYet(
-            "your function called sys.exit() (or exit()); return the answer instead."
+            _("your function called sys.exit() (or exit()); return the answer instead.")
         ) from None
     except NotImplementedError:
-        raise NotYet("the function is not written yet (it raises NotImplementedError).") from None
+        raise NotYet(
+            _("the function is not written yet (it raises NotImplementedError).")
+        ) from None
     except Exception as err:  # the learner's code may raise anything
-        raise NotYet(f"your function raised {type(err).__name__}: {_safe_str(err)}") from None
+        raise NotYet(
+            _("your function raised {error}: {message}").format(
+                error=type(err).__name__, message=_safe_str(err)
+            )
+        ) from None
     if called:
-        raise NotYet(f"write it yourself, without {called[0]}.")
+        raise NotYet(_("write it yourself, without {label}.").format(label=called[0]))
     return result
 
 
@@ -507,7 +552,7 @@ def call(
     """:func:`run_learner`, and a result of None is "Not yet" (a forgotten ``return``)."""
     result = run_learner(fn, *args, forbidden=forbidden, ops=ops, no_autograd=no_autograd)
     if result is None:
-        raise NotYet("your function returned None: did you forget `return`?")
+        raise NotYet(_("your function returned None: did you forget `return`?"))
     return result
 
 
@@ -520,39 +565,64 @@ def _safe_str(value: Any) -> str:
     try:
         return str(value)[:300]
     except Exception:
-        return "(its message cannot be shown)"
+        return _("(its message cannot be shown)")
 
 
 def a_type(value: Any) -> str:
     """``a list``, ``an int``: the type of ``value`` with its article."""
     name = type(value).__name__
     # 'u' reads as "you" in the names a learner meets (uint8, ufunc): "a uint8"
-    return f"{'an' if name[:1].lower() in 'aeio' else 'a'} {name}"
+    if name[:1].lower() in "aeio":
+        return _("an {name}").format(name=name)
+    return _("a {name}").format(name=name)
 
 
-def as_array(
-    value: Any, what: str = "your function", want: str = "an array or a tensor"
-) -> np.ndarray:
+WHAT = N_("your function")
+ARRAY = N_("an array or a tensor")
+
+
+def _own(text: str, default: str) -> str:
+    """A default of this module in the language now; the caller's own text as it is (the caller
+    translates it)."""
+    return _(text) if text == default else text
+
+
+ONE_NUMBER = N_("one number")
+
+
+def as_array(value: Any, what: str = WHAT, want: str = ARRAY) -> np.ndarray:
     """The answer as a float64 array, or :class:`NotYet` saying why it cannot be one
-    (``want``: what the exercise asks for, named in that message)."""
+    (``what``: whose answer; ``want``: what the exercise asks for, named in that message;
+    either translated by the caller, the defaults here)."""
+    what, want = _own(what, WHAT), _own(_own(want, ARRAY), ONE_NUMBER)
     if isinstance(value, tuple):
-        raise NotYet(f"{what} returned a tuple of {len(value)} items; return {want}.")
+        raise NotYet(
+            _("{what} returned a tuple of {count} items; return {want}.").format(
+                what=what, count=len(value), want=want
+            )
+        )
     try:
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().double().numpy()
         array = np.asarray(value, dtype=np.float64)
     except Exception:
         raise NotYet(
-            f"{what} returned {a_type(value)}, which is not an array of numbers: return {want}."
+            _("{what} returned {type}, which is not an array of numbers: return {want}.").format(
+                what=what, type=a_type(value), want=want
+            )
         ) from None
     return array
 
 
-def as_float(value: Any, what: str = "your function") -> float:
+def as_float(value: Any, what: str = WHAT) -> float:
     """The answer as one number, or :class:`NotYet` saying why it is not one."""
-    array = as_array(value, what, want="one number")
+    array = as_array(value, what, want=ONE_NUMBER)
     if array.size != 1:
-        raise NotYet(f"{what} returned shape {array.shape}; return one number.")
+        raise NotYet(
+            _("{what} returned shape {shape}; return one number.").format(
+                what=_own(what, WHAT), shape=array.shape
+            )
+        )
     return float(array.reshape(()))
 
 

@@ -14,12 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from mnist_course import i18n
+
+_ = i18n.translator(__name__)
+
 
 @dataclass(frozen=True)
 class Question:
     """The key of one question: a choice letter (``"b"``) or a number, and why it is right.
 
-    A number is right within ``tolerance`` (absolute).
+    A number is right within ``tolerance`` (absolute). The explanation is marked with ``N_`` in
+    the chapter's module and translated, with that module's catalog, when it is shown.
     """
 
     answer: str | float
@@ -44,7 +49,9 @@ class QuizResult:
         return self.ok
 
     def __str__(self) -> str:
-        head = f"Quiz ({self.chapter}): {self.right} of {self.total} right"
+        head = _("Quiz ({chapter}): {right} of {total} right").format(
+            chapter=self.chapter, right=self.right, total=self.total
+        )
         return "\n".join((head, *self.lines))
 
     __repr__ = __str__
@@ -103,31 +110,53 @@ def _blank(given: Any) -> bool:
     return given is None or (isinstance(given, str) and not given.strip())
 
 
-def check(chapter: str, key: Mapping[int, Question], answers: Any) -> QuizResult:
+def check(
+    chapter: str, key: Mapping[int, Question], answers: Any, module: str | None = None
+) -> QuizResult:
     """Mark ``answers`` (question number -> answer) against ``key``; explain every answered one.
 
     Never raises, whatever ``answers`` holds; an answer it cannot read gets a line
-    that says what form it expects.
+    that says what form it expects. ``module``: the module that defines ``key`` (its
+    catalog translates the explanations); by default ``mnist_course.chapterNN`` for
+    "chapter N".
     """
+    explain = i18n.translator(module or _module(chapter))
     lines = []
     if answers is not None and not isinstance(answers, Mapping):
-        lines.append(f"answers is {_shown(answers)}; write a dict like {FORM}.")
+        lines.append(
+            _("answers is {given}; write a dict like {form}.").format(
+                given=_shown(answers), form=FORM
+            )
+        )
         answers = {}
     answers = answers or {}
     right = 0
     for number, question in sorted(key.items()):
         given = _given(answers, number)
         if _blank(given):
-            lines.append(f"{number}. not answered yet.")
+            lines.append(_("{number}. not answered yet.").format(number=number))
             continue
         verdict = _is_right(question, given)
         if verdict is None:
-            kind = "a letter like 'b'" if isinstance(question.answer, str) else "a number"
-            lines.append(f"{number}. could not read {_shown(given)}: answer with {kind}.")
+            if isinstance(question.answer, str):
+                line = _("{number}. could not read {given}: answer with a letter like 'b'.")
+            else:
+                line = _("{number}. could not read {given}: answer with a number.")
+            lines.append(line.format(number=number, given=_shown(given)))
             continue
         right += verdict
         answer = question.answer
         shown = f"({answer})" if isinstance(answer, str) else f"{answer:g}"
-        head = "right" if verdict else f"not quite: the answer is {shown}"
-        lines.append(f"{number}. {head}. {question.explanation}")
+        explanation = explain(question.explanation)
+        if verdict:
+            line = _("{number}. right. {explanation}")
+        else:
+            line = _("{number}. not quite: the answer is {answer}. {explanation}")
+        lines.append(line.format(number=number, answer=shown, explanation=explanation))
     return QuizResult(chapter, right, len(key), tuple(lines))
+
+
+def _module(chapter: str) -> str:
+    """The module whose ``QUIZ`` is chapter ``chapter``'s key: "chapter 4" -> chapter04."""
+    number = chapter.removeprefix("chapter").strip()
+    return f"mnist_course.chapter{int(number):02d}" if number.isdigit() else __name__
