@@ -16,8 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from mnist_course import exercises, losses, quiz
+from mnist_course import exercises, i18n, losses, quiz
 from mnist_course.exercises import NotYet
+
+_ = i18n.translator(__name__)
+N_ = i18n.N_
 
 EXERCISES: tuple[str, ...] = ("softmax", "log_softmax", "cross_entropy")
 
@@ -55,16 +58,23 @@ LOSSES: list[str] = [
 # The PyTorch operators behind every route to a ready-made softmax or log-sum-exp
 # (torch.special.softmax, nn.Softmax, Tensor.log_softmax, ...), refused however reached.
 SOFTMAX_OPS: dict[str, str] = {
-    "aten::_softmax": "PyTorch's softmax (torch.softmax, torch.special.softmax, ...)",
-    "aten::_log_softmax": "PyTorch's log_softmax (torch.log_softmax, torch.special, ...)",
+    "aten::_softmax": N_("PyTorch's softmax (torch.softmax, torch.special.softmax, ...)"),
+    "aten::_log_softmax": N_("PyTorch's log_softmax (torch.log_softmax, torch.special, ...)"),
 }
 LOGSUMEXP_OPS: dict[str, str] = {
-    "aten::logsumexp": "PyTorch's logsumexp (torch.logsumexp, torch.special.logsumexp)",
+    "aten::logsumexp": N_("PyTorch's logsumexp (torch.logsumexp, torch.special.logsumexp)"),
 }
 LOSS_OPS: dict[str, str] = {
-    "aten::nll_loss_forward": "PyTorch's nll_loss / cross_entropy",
-    "aten::nll_loss2d_forward": "PyTorch's nll_loss / cross_entropy",
+    "aten::nll_loss_forward": N_("PyTorch's nll_loss / cross_entropy"),
+    "aten::nll_loss2d_forward": N_("PyTorch's nll_loss / cross_entropy"),
 }
+
+
+def ops(table: dict[str, str]) -> dict[str, str]:
+    """One of the tables above (labels marked in this module), its labels in the language now."""
+    return exercises.translated_labels(table, __name__)
+
+
 # np.logaddexp.reduce is a log-sum-exp too.
 NUMPY_LOGSUMEXPS: list[str] = ["numpy.logaddexp"]
 
@@ -130,65 +140,79 @@ def _ordinary(name: str, fn: Any, case: np.ndarray, reference: Callable, forbidd
     got = exercises.as_array(exercises.call(fn, case.copy(), **forbidden))
     if got.shape != case.shape:
         raise NotYet(
-            f"for logits of shape {case.shape} you returned shape {got.shape}.",
-            "keep one value per logit: use keepdims=True when you take the max or the sum.",
+            _("for logits of shape {shape} you returned shape {got}.").format(
+                shape=case.shape, got=got.shape
+            ),
+            _("keep one value per logit: use keepdims=True when you take the max or the sum."),
         )
     if _matches(got, case, reference):
         return
     if not np.isfinite(got).all():
         raise NotYet(
-            "your function returns nan or inf on ordinary logits.",
-            "check each step on z = [1.0, 2.0, 3.0] by hand.",
+            _("your function returns nan or inf on ordinary logits."),
+            _("check each step on z = [1.0, 2.0, 3.0] by hand."),
         )
     if case.ndim == 2 and exercises.close(got, reference(case, axis=0)):
         raise NotYet(
-            "you normalised down the columns (axis=0).",
-            "each row is one sample: work along axis=-1 (with keepdims=True).",
+            _("you normalised down the columns (axis=0)."),
+            _("each row is one sample: work along axis=-1 (with keepdims=True)."),
         )
     if name == "softmax":
         if case.ndim == 2 and np.isclose(got.sum(), 1.0):
             raise NotYet(
-                "the whole batch sums to 1, not each row.",
-                "each row is one sample: divide by that row's own sum.",
+                _("the whole batch sums to 1, not each row."),
+                _("each row is one sample: divide by that row's own sum."),
             )
         if not np.allclose(got.sum(axis=-1), 1.0):
             raise NotYet(
-                "your rows do not sum to 1, so they are not probabilities.",
-                "the denominator is the sum of exp() over the row.",
+                _("your rows do not sum to 1, so they are not probabilities."),
+                _("the denominator is the sum of exp() over the row."),
             )
     raise NotYet(
-        f"the values differ from the {name} of ordinary logits.",
-        "write the formula of the section above one step at a time and compare "
-        "with a small case you work out by hand.",
+        _("the values differ from the {name} of ordinary logits.").format(name=name),
+        _(
+            "write the formula of the section above one step at a time and compare "
+            "with a small case you work out by hand."
+        ),
     )
 
 
 def _rows(name: str, fn: Any, reference: Callable[..., np.ndarray], forbidden: dict) -> str:
     """Shared by softmax and log_softmax: the same cases and the same typical mistakes."""
     seed = exercises.draw(name)
-    small, _, large, _ = _cases(seed)
+    small, _labels, large, _large_labels = _cases(seed)
     for case in (small, small[0]):
         try:
             _ordinary(name, fn, case, reference, forbidden)
         except NotYet as not_yet:  # right on a batch, wrong on one sample: say which
             if case.ndim != 1:
                 raise
-            symptom = f"for one sample (z of shape {case.shape}, a single row): {not_yet.symptom}"
+            symptom = _("for one sample (z of shape {shape}, a single row): {symptom}").format(
+                shape=case.shape, symptom=not_yet.symptom
+            )
             raise NotYet(
                 symptom,
-                "a z of shape (C,) is itself the one row: its max and its sum run over all of "
-                "z. Working along axis=-1 (with keepdims=True) handles both shapes without a "
-                "loop.",
+                _(
+                    "a z of shape (C,) is itself the one row: its max and its sum run over all of "
+                    "z. Working along axis=-1 (with keepdims=True) handles both shapes without a "
+                    "loop."
+                ),
             ) from None
     overflow = (
-        "nan or inf for huge logits like [1000, 0, -1000]: exp() overflows.",
-        "subtract each row's own maximum before exp(): every logit of a row moves by the "
-        "same amount, and the result does not change.",
+        _("nan or inf for huge logits like [1000, 0, -1000]: exp() overflows."),
+        _(
+            "subtract each row's own maximum before exp(): every logit of a row moves by the "
+            "same amount, and the result does not change."
+        ),
     )
     for case in (large[0], large):  # one huge sample, then rows far apart
         got = exercises.as_array(exercises.call(fn, case.copy(), **forbidden))
         if got.shape != case.shape:
-            raise NotYet(f"for logits of shape {case.shape} you returned shape {got.shape}.")
+            raise NotYet(
+                _("for logits of shape {shape} you returned shape {got}.").format(
+                    shape=case.shape, got=got.shape
+                )
+            )
         if _matches(got, case, reference):
             continue
         if _same(got, _naive(name, case)):
@@ -196,61 +220,79 @@ def _rows(name: str, fn: Any, reference: Callable[..., np.ndarray], forbidden: d
         shifted_once = _naive(name, case, case.max())
         if case.ndim == 2 and _same(got, shifted_once):
             raise NotYet(
-                "you subtracted the maximum of the whole batch: a row whose logits lie far "
-                "below the others' then underflows to exp() = 0 (nan or inf).",
-                "subtract each row's own maximum: take the max along the last axis, "
-                "with keepdims=True.",
+                _(
+                    "you subtracted the maximum of the whole batch: a row whose logits lie far "
+                    "below the others' then underflows to exp() = 0 (nan or inf)."
+                ),
+                _(
+                    "subtract each row's own maximum: take the max along the last axis, "
+                    "with keepdims=True."
+                ),
             )
         with np.errstate(divide="ignore"):
             log_of_softmax = np.log(losses.softmax(case))
         if name == "log_softmax" and _same(got, log_of_softmax):
             raise NotYet(
-                "-inf for huge logits like [1000, 0, -1000]: a probability underflowed to 0 "
-                "before you took its log.",
-                "do not take the log of a softmax: write log(exp(a) / s) as a - log(s), "
-                "so no probability is ever computed.",
+                _(
+                    "-inf for huge logits like [1000, 0, -1000]: a probability underflowed to 0 "
+                    "before you took its log."
+                ),
+                _(
+                    "do not take the log of a softmax: write log(exp(a) / s) as a - log(s), "
+                    "so no probability is ever computed."
+                ),
             )
         if not np.isfinite(got).all():
             raise NotYet(
-                "nan or inf for huge logits like [1000, 0, -1000]: an exp() overflowed, or a "
-                "value underflowed to 0 before a division or a log.",
+                _(
+                    "nan or inf for huge logits like [1000, 0, -1000]: an exp() overflowed, or a "
+                    "value underflowed to 0 before a division or a log."
+                ),
                 overflow[1],
             )
         raise NotYet(
-            "right on small logits, but wrong on huge ones like [1000, 0, -1000].",
-            "after the max shift the largest logit of each row is 0: check that row by hand.",
+            _("right on small logits, but wrong on huge ones like [1000, 0, -1000]."),
+            _("after the max shift the largest logit of each row is 0: check that row by hand."),
         )
     rows = _far_rows(seed, small.shape[1])
     got = exercises.as_array(exercises.call(fn, rows.copy(), **forbidden))
     if not _matches(got, rows, reference):
         if got.shape == rows.shape and _same(got, _naive(name, rows, rows.max())):
             raise NotYet(
-                "you subtracted the maximum of the whole batch: a row whose logits lie far "
-                "below the others' then underflows to exp() = 0 (nan or inf).",
-                "subtract each row's own maximum: take the max along the last axis, "
-                "with keepdims=True.",
+                _(
+                    "you subtracted the maximum of the whole batch: a row whose logits lie far "
+                    "below the others' then underflows to exp() = 0 (nan or inf)."
+                ),
+                _(
+                    "subtract each row's own maximum: take the max along the last axis, "
+                    "with keepdims=True."
+                ),
             )
         raise NotYet(
-            "nan, inf or wrong values for rows whose logits lie far apart (their maxima "
-            "about 800 apart).",
-            "subtract each row's own maximum: every logit of a row moves by the same amount.",
+            _(
+                "nan, inf or wrong values for rows whose logits lie far apart (their maxima "
+                "about 800 apart)."
+            ),
+            _("subtract each row's own maximum: every logit of a row moves by the same amount."),
         )
-    return "right on ordinary and on huge logits (no overflow)."
+    return _("right on ordinary and on huge logits (no overflow).")
 
 
-@exercises.checker("softmax", expects="a function softmax(z) that returns an array like z")
+@exercises.checker("softmax", expects=N_("a function softmax(z) that returns an array like z"))
 def check_softmax(fn: Callable[[np.ndarray], Any]) -> str:
     """``fn(z)`` should be a stable softmax along the last axis, without a library softmax."""
-    guard = {"forbidden": SOFTMAXES, "ops": SOFTMAX_OPS | LOGSUMEXP_OPS}
+    guard = {"forbidden": SOFTMAXES, "ops": ops(SOFTMAX_OPS | LOGSUMEXP_OPS)}
     return _rows("softmax", fn, losses.softmax, guard)
 
 
-@exercises.checker("log_softmax", expects="a function log_softmax(z) that returns an array like z")
+@exercises.checker(
+    "log_softmax", expects=N_("a function log_softmax(z) that returns an array like z")
+)
 def check_log_softmax(fn: Callable[[np.ndarray], Any]) -> str:
     """``fn(z)`` should be a stable log-softmax along the last axis (log-sum-exp form)."""
     guard = {
         "forbidden": SOFTMAXES + LOGSUMEXPS + NUMPY_LOGSUMEXPS,
-        "ops": SOFTMAX_OPS | LOGSUMEXP_OPS,
+        "ops": ops(SOFTMAX_OPS | LOGSUMEXP_OPS),
     }
     return _rows("log_softmax", fn, losses.log_softmax, guard)
 
@@ -265,29 +307,31 @@ def _loss_mistakes(
     return [
         (
             float(picked.mean()),
-            "your loss is negative.",
-            "cross-entropy is -log p: mind the sign.",
+            _("your loss is negative."),
+            _("cross-entropy is -log p: mind the sign."),
         ),
         (
             float(-picked.sum()),
-            "your loss is N times too large: you summed over the batch.",
-            "PyTorch's default (reduction='mean') divides by N.",
+            _("your loss is N times too large: you summed over the batch."),
+            _("PyTorch's default (reduction='mean') divides by N."),
         ),
         (
             float(-losses.log_softmax(logits, axis=0)[rows, labels].mean()),
-            "the log-softmax was taken down the columns (axis=0).",
-            "each row is one sample: normalise along axis=-1.",
+            _("the log-softmax was taken down the columns (axis=0)."),
+            _("each row is one sample: normalise along axis=-1."),
         ),
         (
             float(-log_probs[:, labels].mean()),
-            "you averaged a whole N x N block of log-probabilities.",
-            "log_probs[:, labels] picks N columns for every row; pick one entry per row, "
-            "with a row index beside the labels.",
+            _("you averaged a whole N x N block of log-probabilities."),
+            _(
+                "log_probs[:, labels] picks N columns for every row; pick one entry per row, "
+                "with a row index beside the labels."
+            ),
         ),
         (
             float(-np.exp(picked).mean()),
-            "you averaged minus the probabilities, not minus their logs.",
-            "the loss is -log p of the true class.",
+            _("you averaged minus the probabilities, not minus their logs."),
+            _("the loss is -log p of the true class."),
         ),
     ]
 
@@ -304,22 +348,28 @@ def _compare_loss(value: float, expected: float, mistakes: list[tuple[float, str
         if math.isfinite(value) and abs(value - wrong) < tol:
             raise NotYet(symptom, hint)
     if not math.isfinite(value):
-        raise NotYet(f"your loss is {value} on ordinary logits.", _CE_HINT)
-    raise NotYet(
-        f"your loss is {'too high' if value > expected else 'too low'} for a test batch "
-        "(and none of the usual mistakes gives this value).",
-        _CE_HINT,
-    )
+        raise NotYet(_("your loss is {value} on ordinary logits.").format(value=value), _(CE_HINT))
+    if value > expected:
+        symptom = _(
+            "your loss is too high for a test batch (and none of the usual mistakes gives this "
+            "value)."
+        )
+    else:
+        symptom = _(
+            "your loss is too low for a test batch (and none of the usual mistakes gives this "
+            "value)."
+        )
+    raise NotYet(symptom, _(CE_HINT))
 
 
-_CE_HINT = (
+CE_HINT = N_(
     "the loss of row n is minus the log-probability of its true class y_n; the batch's "
     "loss is their mean."
 )
 
 
 @exercises.checker(
-    "cross_entropy", expects="a function cross_entropy(logits, labels) that returns one number"
+    "cross_entropy", expects=N_("a function cross_entropy(logits, labels) that returns one number")
 )
 def check_cross_entropy(fn: Callable[[np.ndarray, np.ndarray], Any]) -> str:
     """``fn(logits (N, C), labels (N,))`` -> the mean cross-entropy, one number."""
@@ -327,53 +377,67 @@ def check_cross_entropy(fn: Callable[[np.ndarray, np.ndarray], Any]) -> str:
     small, labels, large, large_labels = _cases(seed)
     far = _far_rows(seed, small.shape[1])
     for logits, target in ((small, labels), (large, large_labels), (far, large_labels)):
-        result = exercises.call(fn, logits.copy(), target.copy(), forbidden=LOSSES, ops=LOSS_OPS)
+        result = exercises.call(
+            fn, logits.copy(), target.copy(), forbidden=LOSSES, ops=ops(LOSS_OPS)
+        )
         value = exercises.as_array(result)
         if value.size != 1:
             raise NotYet(
-                f"you returned shape {value.shape}; return one number.",
-                "average the N per-sample losses.",
+                _("you returned shape {shape}; return one number.").format(shape=value.shape),
+                _("average the N per-sample losses."),
             )
         value = float(value.reshape(()))
         if logits is not small and not math.isfinite(value):
             raise NotYet(
-                "the loss is nan or inf for huge logits like [1000, 0, -1000], or for rows "
-                "whose logits lie far apart.",
-                "use a stable log-softmax (losses.log_softmax, or your own with each row's "
-                "own maximum subtracted) instead of log(softmax(z)).",
+                _(
+                    "the loss is nan or inf for huge logits like [1000, 0, -1000], or for rows "
+                    "whose logits lie far apart."
+                ),
+                _(
+                    "use a stable log-softmax (losses.log_softmax, or your own with each row's "
+                    "own maximum subtracted) instead of log(softmax(z))."
+                ),
             )
         expected = float(losses.cross_entropy(logits, target))
         log_probs = losses.log_softmax(logits)
         _compare_loss(value, expected, _loss_mistakes(logits, target, log_probs))
-    return "right, and stable for huge logits."
+    return _("right, and stable for huge logits.")
 
 
 QUIZ: dict[int, quiz.Question] = {
     1: quiz.Question(
         "b",
-        "softmax is shift-invariant: subtracting the same c from every logit multiplies "
-        "numerator and denominator by e^-c, so softmax([2, 1, 0]) = softmax([102, 101, 100]).",
+        N_(
+            "softmax is shift-invariant: subtracting the same c from every logit multiplies "
+            "numerator and denominator by e^-c, so softmax([2, 1, 0]) = softmax([102, 101, 100])."
+        ),
     ),
     2: quiz.Question(
         math.log(10),
-        "each class gets 1/10, so the loss is -log(1/10) = ln 10 = 2.303.",
+        N_("each class gets 1/10, so the loss is -log(1/10) = ln 10 = 2.303."),
         tolerance=0.01,
     ),
     3: quiz.Question(
         "c",
-        "for the mean over N samples, dL/dz_n = (softmax(z_n) - onehot(y_n)) / N: prediction "
-        "minus target, divided by N.",
+        N_(
+            "for the mean over N samples, dL/dz_n = (softmax(z_n) - onehot(y_n)) / N: prediction "
+            "minus target, divided by N."
+        ),
     ),
     4: quiz.Question(
         "b",
-        "float32's largest number is about 3.4e38 = e^88.72, so exp overflows above 88.72; "
-        "float64's limit (709.78) does not protect PyTorch, which computes in float32.",
+        N_(
+            "float32's largest number is about 3.4e38 = e^88.72, so exp overflows above 88.72; "
+            "float64's limit (709.78) does not protect PyTorch, which computes in float32."
+        ),
     ),
     5: quiz.Question(
         1.5 * math.log(2),
-        "the likelihood of the four labels is 1/2 * 1/4 * 1/8 * 1 = 1/64, and the mean "
-        "cross-entropy is -log(likelihood) / N = ln(64) / 4 = (ln 2 + ln 4 + ln 8 + 0) / 4 "
-        "= 1.5 ln 2 = 1.040.",
+        N_(
+            "the likelihood of the four labels is 1/2 * 1/4 * 1/8 * 1 = 1/64, and the mean "
+            "cross-entropy is -log(likelihood) / N = ln(64) / 4 = (ln 2 + ln 4 + ln 8 + 0) / 4 "
+            "= 1.5 ln 2 = 1.040."
+        ),
         tolerance=0.01,
     ),
 }
@@ -381,4 +445,4 @@ QUIZ: dict[int, quiz.Question] = {
 
 def check_quiz(answers: Any) -> quiz.QuizResult:
     """Mark the end-of-chapter quiz (the questions are in the notebook)."""
-    return quiz.check("chapter 1", QUIZ, answers)
+    return quiz.check("chapter 1", QUIZ, answers, module=__name__)

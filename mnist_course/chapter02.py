@@ -17,11 +17,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mnist_course import exercises, losses, quiz
+from mnist_course import chapter01, exercises, i18n, losses, quiz
 from mnist_course.chapter01 import LOSS_OPS
 from mnist_course.chapter01 import _compare_loss as compare_loss
 from mnist_course.chapter01 import _loss_mistakes as loss_mistakes
 from mnist_course.exercises import NotYet
+
+_ = i18n.translator(__name__)
+N_ = i18n.N_
 
 EXERCISES: tuple[str, ...] = ("nll_loss", "cross_entropy", "ce_grad", "double_softmax")
 
@@ -66,7 +69,7 @@ def _batch(seed: int, scale: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
 def _huge_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """float32 logits far apart, each label on a row's smallest logit: its softmax
     probability underflows to 0 in float32, so log(softmax(z)) gives inf."""
-    z, _ = _batch(seed + 50_000, scale=30.0)
+    z, _labels = _batch(seed + 50_000, scale=30.0)
     labels = z.argmin(dim=1)
     rows = torch.arange(len(z))
     z[rows, labels] = z.max(dim=1).values - 150 - 50 * torch.rand(len(z))
@@ -74,35 +77,41 @@ def _huge_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @exercises.checker(
-    "nll_loss", expects="a function nll_loss(log_probs, target) that returns one number"
+    "nll_loss", expects=N_("a function nll_loss(log_probs, target) that returns one number")
 )
 def check_nll_loss(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     """``fn(log_probs (N, C), target (N,))`` -> ``F.nll_loss`` (the mean), written by hand."""
     Z, Y = _batch(exercises.draw("nll_loss"))
     log_probs = torch.log_softmax(Z, dim=1)
     value = exercises.as_array(
-        exercises.call(fn, log_probs.clone(), Y.clone(), forbidden=NLL_FORBIDDEN, ops=LOSS_OPS)
+        exercises.call(
+            fn, log_probs.clone(), Y.clone(), forbidden=NLL_FORBIDDEN, ops=chapter01.ops(LOSS_OPS)
+        )
     )
     if value.size != 1:
         raise NotYet(
-            f"you returned shape {value.shape}; return one number (a 0-dim tensor).",
-            "average the picked values over the batch.",
+            _("you returned shape {shape}; return one number (a 0-dim tensor).").format(
+                shape=value.shape
+            ),
+            _("average the picked values over the batch."),
         )
     value = float(value.reshape(()))
     if math.isnan(value):
         raise NotYet(
-            "your loss is nan.",
-            "log_probs are already logarithms (negative numbers): pick each row's entry "
-            "at its target directly, with no log and no softmax.",
+            _("your loss is nan."),
+            _(
+                "log_probs are already logarithms (negative numbers): pick each row's entry "
+                "at its target directly, with no log and no softmax."
+            ),
         )
     expected = F.nll_loss(log_probs, Y).item()
     logits, labels = Z.double().numpy(), Y.numpy()
     compare_loss(value, expected, loss_mistakes(logits, labels, log_probs.double().numpy()))
-    return "matches F.nll_loss (to 1e-5)."
+    return _("matches F.nll_loss (to 1e-5).")
 
 
 @exercises.checker(
-    "cross_entropy", expects="a function cross_entropy(logits, target) that returns one number"
+    "cross_entropy", expects=N_("a function cross_entropy(logits, target) that returns one number")
 )
 def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     """``fn(logits, target)`` built from log-softmax and NLL == ``F.cross_entropy``.
@@ -115,7 +124,7 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     _check_ce_case(fn, Z, Y, far_apart=False)
     huge, labels = _huge_batch(seed)
     _check_ce_case(fn, huge, labels, far_apart=True)
-    return "matches F.cross_entropy (to 1e-5): CrossEntropyLoss = LogSoftmax + NLLLoss."
+    return _("matches F.cross_entropy (to 1e-5): CrossEntropyLoss = LogSoftmax + NLLLoss.")
 
 
 def _check_ce_case(
@@ -124,35 +133,43 @@ def _check_ce_case(
     value = exercises.as_array(exercises.call(fn, Z.clone(), Y.clone(), forbidden=CE_FORBIDDEN))
     if value.size != 1:
         raise NotYet(
-            f"you returned shape {value.shape}; return one number (a 0-dim tensor).",
-            "nll_loss with its default reduction='mean' gives one number.",
+            _("you returned shape {shape}; return one number (a 0-dim tensor).").format(
+                shape=value.shape
+            ),
+            _("nll_loss with its default reduction='mean' gives one number."),
         )
     value = float(value.reshape(()))
     if not math.isfinite(value) and not far_apart:
         raise NotYet(
-            f"your loss is {value} on ordinary logits.",
-            "print what each step of your function returns on a small batch: "
-            "log-probabilities are finite and at most 0, and the loss is one finite number.",
+            _("your loss is {value} on ordinary logits.").format(value=value),
+            _(
+                "print what each step of your function returns on a small batch: "
+                "log-probabilities are finite and at most 0, and the loss is one finite number."
+            ),
         )
     if not math.isfinite(value):
         raise NotYet(
-            f"your loss is {value} for logits far apart (a true class 150 or more below its "
-            "row's largest logit): in float32 a probability that small underflows to 0, and "
-            "log(0) = -inf; an exp() of a logit above 88.7 overflows to inf.",
-            "take log_softmax of the logits (it never computes the probability itself and "
-            "shifts each row by its maximum), not the log of a softmax.",
+            _(
+                "your loss is {value} for logits far apart (a true class 150 or more below its "
+                "row's largest logit): in float32 a probability that small underflows to 0, and "
+                "log(0) = -inf; an exp() of a logit above 88.7 overflows to inf."
+            ).format(value=value),
+            _(
+                "take log_softmax of the logits (it never computes the probability itself and "
+                "shifts each row by its maximum), not the log of a softmax."
+            ),
         )
     probs = torch.softmax(Z, dim=1)
     specific = [
         (
             F.nll_loss(probs, Y).item(),
-            "you fed probabilities to nll_loss.",
-            "nll_loss expects LOG-probabilities, not probabilities.",
+            _("you fed probabilities to nll_loss."),
+            _("nll_loss expects LOG-probabilities, not probabilities."),
         ),
         (
             F.nll_loss(torch.log_softmax(probs, dim=1), Y).item(),
-            "you applied softmax twice (double softmax).",
-            "the logits go straight into log_softmax: no softmax before it.",
+            _("you applied softmax twice (double softmax)."),
+            _("the logits go straight into log_softmax: no softmax before it."),
         ),
     ]
     log_probs = torch.log_softmax(Z, dim=1).double().numpy()
@@ -202,32 +219,32 @@ def _grad_mistakes(logits: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndar
     p = losses.softmax(logits)
     onehot = losses.one_hot(labels, c)
     right = (p - onehot) / n
-    sign_hint = (
+    sign_hint = _(
         "dL/dz = softmax(z) - onehot(y): the true class's entry is negative, so a step "
         "against the gradient raises the true logit."
     )
     return [
         (
             right * n,
-            "your gradient is N times too large: the 1/N of the mean is missing.",
-            "the loss is the mean over N samples: what does the mean do to each term?",
+            _("your gradient is N times too large: the 1/N of the mean is missing."),
+            _("the loss is the mean over N samples: what does the mean do to each term?"),
         ),
-        (-right, "your gradient has the wrong sign (onehot - softmax).", sign_hint),
-        (-right * n, "wrong sign, and the 1/N of the mean is missing.", sign_hint),
+        (-right, _("your gradient has the wrong sign (onehot - softmax)."), sign_hint),
+        (-right * n, _("wrong sign, and the 1/N of the mean is missing."), sign_hint),
         (
             p / n,
-            "every entry of your gradient is positive: the one-hot target was not subtracted.",
-            "subtract 1 at each row's true class before dividing by N.",
+            _("every entry of your gradient is positive: the one-hot target was not subtracted."),
+            _("subtract 1 at each row's true class before dividing by N."),
         ),
         (
             p,
-            "every entry is positive and N times too large: no one-hot, no 1/N.",
-            "subtract the one-hot target, and mind the mean over N.",
+            _("every entry is positive and N times too large: no one-hot, no 1/N."),
+            _("subtract the one-hot target, and mind the mean over N."),
         ),
         (
             (losses.softmax(logits, axis=0) - onehot) / n,
-            "the softmax was taken down the columns (dim=0).",
-            "each row is one sample: softmax along dim=1.",
+            _("the softmax was taken down the columns (dim=0)."),
+            _("each row is one sample: softmax along dim=1."),
         ),
     ]
 
@@ -240,7 +257,8 @@ def _bound(maxdiff: float, bounds: tuple[float, ...]) -> str:
 
 
 @exercises.checker(
-    "ce_grad", expects="a function ce_grad(logits, labels) that returns an (N, C) array or tensor"
+    "ce_grad",
+    expects=N_("a function ce_grad(logits, labels) that returns an (N, C) array or tensor"),
 )
 def check_ce_grad(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
     """``fn(logits (N, C) float64, labels (N,))`` -> dL/dlogits of the mean cross-entropy.
@@ -256,8 +274,10 @@ def check_ce_grad(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
         )
         if got.shape != logits.shape:
             raise NotYet(
-                f"for logits of shape {logits.shape} you returned shape {got.shape}.",
-                "the gradient has one entry per logit: the same shape (N, C) as the logits.",
+                _("for logits of shape {shape} you returned shape {got}.").format(
+                    shape=logits.shape, got=got.shape
+                ),
+                _("the gradient has one entry per logit: the same shape (N, C) as the logits."),
             )
         auto = autograd_grad(logits, labels)
         numeric = finite_difference_grad(logits, labels)
@@ -268,15 +288,18 @@ def check_ce_grad(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> str:
                 if exercises.close(got, wrong):
                     raise NotYet(symptom, hint)
             raise NotYet(
-                "your gradient differs from autograd and from finite differences.",
-                "differentiate the loss of one row with respect to each of its logits, "
-                "then remember the mean over N rows.",
+                _("your gradient differs from autograd and from finite differences."),
+                _(
+                    "differentiate the loss of one row with respect to each of its logits, "
+                    "then remember the mean over N rows."
+                ),
             )
         worst_auto = max(worst_auto, float(np.abs(got - auto).max()))
         worst_fd = max(worst_fd, float(np.abs(got - numeric).max()))
-    return (
-        f"matches autograd ({_bound(worst_auto, (1e-12, 1e-8, 1e-6))}) and finite "
-        f"differences ({_bound(worst_fd, (1e-8, 1e-6))}) on two batches."
+    return _(
+        "matches autograd ({autograd}) and finite differences ({finite}) on two batches."
+    ).format(
+        autograd=_bound(worst_auto, (1e-12, 1e-8, 1e-6)), finite=_bound(worst_fd, (1e-8, 1e-6))
     )
 
 
@@ -305,81 +328,101 @@ def run_double_softmax() -> tuple[float, float]:
 
 @exercises.checker(
     "double_softmax",
-    expects="a function that returns {'lowest_loss': a number, 'gradient': 'a', 'b' or 'c'}",
+    expects=N_("a function that returns {'lowest_loss': a number, 'gradient': 'a', 'b' or 'c'}"),
 )
 def check_double_softmax(fn: Callable[[], Any]) -> str:
     """``fn()`` -> ``{"lowest_loss": number, "gradient": "a" | "b" | "c"}``; confirmed by running it."""
     got = exercises.call(fn, forbidden=PREDICT_FORBIDDEN)
     if not isinstance(got, Mapping) or not {"lowest_loss", "gradient"} <= set(got):
+        shown = type(got).__name__
+        if isinstance(got, Mapping):
+            shown += " " + str(sorted(map(str, got)))
         raise NotYet(
-            f"return a dict with the keys 'lowest_loss' and 'gradient', not {type(got).__name__}"
-            f"{' ' + str(sorted(map(str, got))) if isinstance(got, Mapping) else ''}.",
-            "for example {'lowest_loss': 0.5, 'gradient': 'a'}.",
+            _("return a dict with the keys 'lowest_loss' and 'gradient', not {shown}.").format(
+                shown=shown
+            ),
+            _("for example {'lowest_loss': 0.5, 'gradient': 'a'}."),
         )
     lowest, ratio = run_double_softmax()
     predicted = exercises.as_float(got["lowest_loss"], "'lowest_loss'")
     if not math.isfinite(predicted) or abs(predicted - lowest) > 0.01:
         symptom = (
-            "you predict that the loss can still get near 0; running it, a perfect and "
-            "confident network stays well above that."
+            _(
+                "you predict that the loss can still get near 0; running it, a perfect and "
+                "confident network stays well above that."
+            )
             if math.isfinite(predicted) and predicted < 0.5
-            else "running it gives a different lowest loss."
+            else _("running it gives a different lowest loss.")
         )
         raise NotYet(
             symptom,
-            "after the extra softmax the loss receives numbers in [0, 1] as its logits; the "
-            "best it can be given is p = [1, 0, ..., 0]. What is the cross-entropy of those "
-            "logits?",
+            _(
+                "after the extra softmax the loss receives numbers in [0, 1] as its logits; the "
+                "best it can be given is p = [1, 0, ..., 0]. What is the cross-entropy of those "
+                "logits?"
+            ),
         )
     letter = got["gradient"]
     if not isinstance(letter, str) or letter.strip().strip("()").lower() not in ("a", "b", "c"):
-        raise NotYet("answer 'gradient' with a letter: 'a', 'b' or 'c'.")
+        raise NotYet(_("answer 'gradient' with a letter: 'a', 'b' or 'c'."))
     if letter.strip().strip("()").lower() != "c":
         raise NotYet(
-            "running it does not confirm your answer about the gradient.",
-            "the gradient reaching the logits passes through the extra softmax's Jacobian "
-            "diag(p) - p p^T. Work out its entries for a confident p, one entry close to 1 "
-            "and the others close to 0.",
+            _("running it does not confirm your answer about the gradient."),
+            _(
+                "the gradient reaching the logits passes through the extra softmax's Jacobian "
+                "diag(p) - p p^T. Work out its entries for a confident p, one entry close to 1 "
+                "and the others close to 0."
+            ),
         )
-    times = "over 1000" if ratio > 1000 else f"{ratio:.0f}"
-    return (
-        f"confirmed by running it: a perfect, confident 10-class network still has loss "
-        f"{lowest:.3f}, never below ln(1 + 9/e); a confidently wrong one gets a gradient "
-        f"{times} times smaller than without the extra softmax, so it barely learns."
-    )
+    times = _("over 1000") if ratio > 1000 else f"{ratio:.0f}"
+    return _(
+        "confirmed by running it: a perfect, confident 10-class network still has loss "
+        "{lowest:.3f}, never below ln(1 + 9/e); a confidently wrong one gets a gradient "
+        "{times} times smaller than without the extra softmax, so it barely learns."
+    ).format(lowest=lowest, times=times)
 
 
 QUIZ: dict[int, quiz.Question] = {
     1: quiz.Question(
         "b",
-        "class-index targets are integers of dtype torch.long (int64), one per sample, shape (N,).",
+        N_(
+            "class-index targets are integers of dtype torch.long (int64), one per sample, shape (N,)."
+        ),
     ),
     2: quiz.Question(
         "b",
-        "CrossEntropyLoss(z, y) = NLLLoss(LogSoftmax(z), y): NLLLoss does no softmax itself, "
-        "it expects log-probabilities.",
+        N_(
+            "CrossEntropyLoss(z, y) = NLLLoss(LogSoftmax(z), y): NLLLoss does no softmax itself, "
+            "it expects log-probabilities."
+        ),
     ),
     3: quiz.Question(
         2.5,
-        "with reduction='mean' the weighted losses are divided by the sum of w[y_n] over the "
-        "kept samples: w[2] + w[0] + w[0] = 0.5 + 1 + 1 = 2.5 (not the sum of all weights, 3.5, "
-        "and not N = 3).",
+        N_(
+            "with reduction='mean' the weighted losses are divided by the sum of w[y_n] over the "
+            "kept samples: w[2] + w[0] + w[0] = 0.5 + 1 + 1 = 2.5 (not the sum of all weights, 3.5, "
+            "and not N = 3)."
+        ),
         tolerance=1e-6,
     ),
     4: quiz.Question(
         "b",
-        "an ignored sample counts for nothing, not even in the mean's denominator: with one of "
-        "three targets equal to ignore_index, the mean divides by 2 (without weights).",
+        N_(
+            "an ignored sample counts for nothing, not even in the mean's denominator: with one of "
+            "three targets equal to ignore_index, the mean divides by 2 (without weights)."
+        ),
     ),
     5: quiz.Question(
         "b",
-        "a.permute(1, 0) swaps the two axes: the transpose [[0, 3], [1, 4], [2, 5]]. "
-        "a.view(3, 2) keeps the memory order 0, 1, ..., 5 and cuts it into rows of 2: "
-        "[[0, 1], [2, 3], [4, 5]]. Same shape, different tables.",
+        N_(
+            "a.permute(1, 0) swaps the two axes: the transpose [[0, 3], [1, 4], [2, 5]]. "
+            "a.view(3, 2) keeps the memory order 0, 1, ..., 5 and cuts it into rows of 2: "
+            "[[0, 1], [2, 3], [4, 5]]. Same shape, different tables."
+        ),
     ),
 }
 
 
 def check_quiz(answers: Any) -> quiz.QuizResult:
     """Mark the end-of-chapter quiz (the questions are in the notebook)."""
-    return quiz.check("chapter 2", QUIZ, answers)
+    return quiz.check("chapter 2", QUIZ, answers, module=__name__)
