@@ -164,14 +164,17 @@ hub-install: $(HUB_STAMP)
 # file (`make lock` writes it and constraints.txt from one resolution).
 LOCK := requirements.lock
 HUB_WHEELS = $(abspath $(HUB_DIR))/wheels
+HUB_SOURCE = $(HUB_WHEELS)/source
 
 # Rebuilt when the pins or the package change (the chapters are handed out from HUB_CHAPTERS at
 # each start of a student's server, so they need no rebuild). umask 022: students must read what
 # root writes. The course is installed as a wheel (non-editable) with its "hub" extra, and every
 # package it pulls in must be in $(LOCK) and match its hash (--require-hashes; the wheel's own
-# hash is written beside it). The old wheel is uninstalled first: pip keeps an installed wheel of
-# the same version.
-$(HUB_STAMP): pyproject.toml $(CONSTRAINTS) $(LOCK) $(wildcard mnist_course/*.py)
+# hash is written beside it). The wheel is built from a copy of the package, so nothing is written
+# into the checkout (`make -j2 install-dev hub-install` builds both at once, as .ci/run does). The
+# old wheel is uninstalled first: pip keeps an installed wheel of the same version.
+HUB_PACKAGE = $(wildcard mnist_course/*.py mnist_course/results/*.csv mnist_course/locale/*/LC_MESSAGES/*.mo)
+$(HUB_STAMP): pyproject.toml $(CONSTRAINTS) $(LOCK) $(HUB_PACKAGE)
 	@command -v npm >/dev/null || { echo "make: the hub's proxy needs npm (e.g. apt-get install npm)" >&2; exit 1; }
 	@$(HUB_PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null \
 	    || { echo "make: HUB_PYTHON=$(HUB_PYTHON) is not a Python 3.11 to 3.13 that every user can run;" \
@@ -179,8 +182,10 @@ $(HUB_STAMP): pyproject.toml $(CONSTRAINTS) $(LOCK) $(wildcard mnist_course/*.py
 	@umask 022; mkdir -p $(HUB_DIR); \
 	    $(HUB_VENV)/bin/python -c 'import pip' 2>/dev/null || { rm -rf $(HUB_VENV); $(HUB_PYTHON) -m venv $(HUB_VENV); }
 	umask 022; $(HUB_VENV)/bin/python -m pip install --quiet --upgrade pip
-	@rm -rf build/lib build/bdist.* $(HUB_WHEELS)  # setuptools' in-tree build: no stale module in the wheel
-	umask 022; $(HUB_VENV)/bin/python -m pip wheel --quiet --no-deps --wheel-dir $(HUB_WHEELS) .
+	@rm -rf $(HUB_WHEELS) && mkdir -p $(HUB_SOURCE)
+	@cp -R pyproject.toml README.md mnist_course $(HUB_SOURCE)/
+	umask 022; $(HUB_VENV)/bin/python -m pip wheel --quiet --no-deps --wheel-dir $(HUB_WHEELS) $(HUB_SOURCE)
+	@rm -rf $(HUB_SOURCE)
 	@cd $(HUB_WHEELS) && for wheel in mnist_course-*.whl; do \
 	    echo "mnist-course[hub] @ file://$(HUB_WHEELS)/$$wheel --hash=sha256:$$(sha256sum $$wheel | cut -d' ' -f1)"; \
 	done > requirements.txt

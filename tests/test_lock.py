@@ -205,9 +205,9 @@ def test_make_lock_resolves_once_for_every_platform_with_hashes(tmp_path):
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_hub_install_takes_every_package_from_the_lock_with_its_hash(tmp_path):
-    """What `make hub-install` runs (make -n): the course as a wheel with its own hash, the
-    rest from requirements.lock, hash-checked; the old wheel out first (pip keeps a wheel of
-    the same version)."""
+    """What `make hub-install` runs (make -n): the course as a wheel with its own hash (built
+    from a copy of the package, outside the checkout), the rest from requirements.lock,
+    hash-checked; the old wheel out first (pip keeps a wheel of the same version)."""
     hub = tmp_path / "hub"
     done = subprocess.run(
         ["make", "--no-print-directory", "-n", "-B", "hub-install", f"HUB_DIR={hub}"],
@@ -215,12 +215,15 @@ def test_make_hub_install_takes_every_package_from_the_lock_with_its_hash(tmp_pa
     )  # fmt: skip
     pip = f"{hub}/venv/bin/python -m pip"
     steps = [line.removeprefix("umask 022; ") for line in done.stdout.splitlines()]
-    wheel = steps.index(f"{pip} wheel --quiet --no-deps --wheel-dir {hub}/wheels .")
+    wheel = steps.index(
+        f"{pip} wheel --quiet --no-deps --wheel-dir {hub}/wheels {hub}/wheels/source"
+    )
     uninstall = steps.index(f"    || {pip} uninstall --quiet --yes mnist-course")
     install = steps.index(
         f"{pip} install --quiet --require-hashes -c requirements.lock -r {hub}/wheels/requirements.txt"
     )
-    assert wheel < uninstall < install
+    copy = steps.index(f"cp -R pyproject.toml README.md mnist_course {hub}/wheels/source/")
+    assert copy < wheel < uninstall < install
     assert f"mnist-course[hub] @ file://{hub}/wheels/$wheel --hash=sha256:" in done.stdout
 
 
