@@ -49,8 +49,12 @@ class QuizResult:
         return self.ok
 
     def __str__(self) -> str:
+        chapter = self.chapter
+        number = chapter.removeprefix("chapter").strip()
+        if number.isdigit():  # "chapter 1": its name in the language now
+            chapter = _("chapter {number}").format(number=number)
         head = _("Quiz ({chapter}): {right} of {total} right").format(
-            chapter=self.chapter, right=self.right, total=self.total
+            chapter=chapter, right=self.right, total=self.total
         )
         return "\n".join((head, *self.lines))
 
