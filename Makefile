@@ -96,8 +96,12 @@ $(DEV_STAMP): $(VENV_OK) pyproject.toml $(CONSTRAINTS)
 lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=$(LAB_DIR) $(ROOT_FLAG) $(LAB_ARGS)
 
+# The suite runs in TEST_JOBS processes (pytest-xdist), each test file whole in one of them
+# (nbval runs a chapter's cells in order, in one kernel); the slowest files start first
+# (conftest.py). TEST_JOBS=0: one process.
+TEST_JOBS ?= 2
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest --nbval
+	$(BIN)/python -m pytest --nbval $(if $(filter-out 0,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder)
 
 # Fix what ruff can fix and format the code (the tests only check: tests/test_lint.py).
 format: $(DEV_STAMP)

@@ -5,6 +5,26 @@ from pathlib import Path
 
 import pytest
 
+# The slowest files first (their seconds in a CI run's JUnit report, most first): with `make
+# test`'s two processes, a long file started last would keep one process busy while the other
+# waits. Each file's tests keep their order (nbval runs a chapter's cells in order).
+SLOW_FIRST = (
+    "notebooks/06_going_further.ipynb",
+    "tests/test_journey.py",
+    "tests/test_grade.py",
+    "tests/test_browser.py",
+    "tests/test_slides.py",
+    "tests/test_distributed.py",
+    "notebooks/07_many_processes.ipynb",
+    "notebooks/05_mnist_mlp.ipynb",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(SLOW_FIRST)))
+
+
 # Output-ignored notebook cells: their numbers, re-run, must still match the stored ones.
 pytest_plugins = ["tests.stale_numbers"]
 
@@ -94,8 +114,15 @@ def _is_cache(path: str) -> bool:
     return any(part in CACHE_DIRS for part in path.split("/"))
 
 
+def _is_xdist_worker(config) -> bool:
+    """Whether this is one of pytest-xdist's worker processes (`make test` starts two)."""
+    return hasattr(config, "workerinput")
+
+
 def pytest_sessionstart(session):
-    if in_ci():  # (locally, other work in the tree would make this noisy)
+    # Checked once, by the process that starts and ends the whole run: a worker would see the
+    # other's files come and go. (Locally, other work in the tree would make it noisy.)
+    if in_ci() and not _is_xdist_worker(session.config):
         session.config.stash[_TREE] = _tree_state(session.config.rootpath)
 
 
