@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_course import quiz
+from mnist_course import i18n, quiz
 from mnist_course.exercises import NotYet, a_type, as_array, call, checker, draw
+
+_ = i18n.translator(__name__)
 
 EXERCISES: tuple[str, ...] = ("shard", "ddp_step")
 
@@ -32,7 +34,7 @@ SHARD_LIBRARY = [
     "torch.utils.data.distributed.DistributedSampler",
     "mnist_course.data.TensorLoader",
 ]
-_SHARD_HINT = (
+_SHARD_HINT = i18n.N_(
     "every process gets the same number of entries, as many as fits for all of them; "
     "process `rank` takes the block that follows the blocks of processes 0 to rank - 1."
 )
@@ -54,12 +56,24 @@ def _case_batch(length: int, seed: int) -> torch.Tensor:
 
 def _read_share(value: Any, what: str) -> list[int]:
     if isinstance(value, slice):
-        raise NotYet(f"{what} returned a slice; return the entries, e.g. batch[start:stop].")
+        raise NotYet(
+            _("{what} returned a slice; return the entries, e.g. batch[start:stop].").format(
+                what=what
+            )
+        )
     array = as_array(value, what)
     if array.ndim != 1:
-        raise NotYet(f"{what} returned shape {array.shape}; return a 1-D tensor of entries.")
+        raise NotYet(
+            _("{what} returned shape {shape}; return a 1-D tensor of entries.").format(
+                what=what, shape=array.shape
+            )
+        )
     if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-        raise NotYet(f"{what} returned numbers that are not whole: return entries of `batch`.")
+        raise NotYet(
+            _("{what} returned numbers that are not whole: return entries of `batch`.").format(
+                what=what
+            )
+        )
     return [int(v) for v in array]
 
 
@@ -68,55 +82,76 @@ def _check_one_case(fn: Any, length: int, world: int, seed: int) -> None:
     entries = [int(v) for v in batch]
     shares = []
     for rank in range(world):
-        what = f"shard(batch of {length}, rank={rank}, world_size={world})"
+        what = _("shard(batch of {length}, rank={rank}, world_size={world})").format(
+            length=length, rank=rank, world=world
+        )
         shares.append(
             _read_share(call(fn, batch.clone(), rank, world, forbidden=SHARD_LIBRARY), what)
         )
-    where = f"a batch of {length} over {world} processes"
     foreign = [v for share in shares for v in share if v not in entries]
     if foreign:
-        positions = all(0 <= v < length for share in shares for v in share)
+        if all(0 <= v < length for share in shares for v in share):
+            message = _(
+                "for a batch of {length} over {world} processes, a share holds {entry}, which is "
+                "not an entry of the batch: you returned positions; index the batch with them."
+            )
+        else:
+            message = _(
+                "for a batch of {length} over {world} processes, a share holds {entry}, which is "
+                "not an entry of the batch."
+            )
         raise NotYet(
-            f"for {where}, a share holds {foreign[0]}, which is not an entry of the batch"
-            + (": you returned positions; index the batch with them." if positions else "."),
-            "index the batch itself: the share holds image numbers, not positions.",
+            message.format(length=length, world=world, entry=foreign[0]),
+            _("index the batch itself: the share holds image numbers, not positions."),
         )
     sizes = [len(share) for share in shares]
     if len(set(sizes)) > 1:
         raise NotYet(
-            f"for {where} the shares have sizes {sizes}. With unequal shares the average of the "
-            f"processes' mean gradients is not the batch's mean gradient: make them equal.",
-            _SHARD_HINT,
+            _(
+                "for a batch of {length} over {world} processes the shares have sizes {sizes}. "
+                "With unequal shares the average of the processes' mean gradients is not the "
+                "batch's mean gradient: make them equal."
+            ).format(length=length, world=world, sizes=sizes),
+            _(_SHARD_HINT),
         )
     seen: dict[int, int] = {}
     for rank, share in enumerate(shares):
         for value in share:
             if value in seen:
                 raise NotYet(
-                    f"for {where}, entry {value} goes to process {seen[value]} and to process "
-                    f"{rank}: each image must be used once per step.",
-                    _SHARD_HINT,
+                    _(
+                        "for a batch of {length} over {world} processes, entry {value} goes to "
+                        "process {first} and to process {rank}: each image must be used once per "
+                        "step."
+                    ).format(length=length, world=world, value=value, first=seen[value], rank=rank),
+                    _(_SHARD_HINT),
                 )
             seen[value] = rank
     left_out = length - len(seen)
     if left_out >= world:
         raise NotYet(
-            f"for {where}, {left_out} of {length} entries are left out; only a remainder "
-            f"smaller than the number of processes ({world}) may be.",
-            _SHARD_HINT,
+            _(
+                "for a batch of {length} over {world} processes, {left_out} of {length} entries "
+                "are left out; only a remainder smaller than the number of processes ({world}) "
+                "may be."
+            ).format(length=length, world=world, left_out=left_out),
+            _(_SHARD_HINT),
         )
 
 
-@checker("shard", expects="a function shard(batch, rank, world_size) that returns a 1-D tensor")
+@checker(
+    "shard",
+    expects=i18n.N_("a function shard(batch, rank, world_size) that returns a 1-D tensor"),
+)
 def check_shard(shard: Any) -> str:
     """``shard(batch, rank, world_size)`` -> this process's share of the 1-D tensor ``batch``."""
     first = 100 * draw("shard")  # fresh batches for each check (the first: seeds 0, 1, ...)
     for seed, (length, world) in enumerate(SHARD_CASES):
         _check_one_case(shard, length, world, first + seed)
-    return (
-        f"equal, disjoint shares, fewer than world_size entries left out, "
-        f"for {len(SHARD_CASES)} batch and process counts."
-    )
+    return _(
+        "equal, disjoint shares, fewer than world_size entries left out, "
+        "for {cases} batch and process counts."
+    ).format(cases=len(SHARD_CASES))
 
 
 # ----------------------------------------------------------------------------------- ddp_step
@@ -192,26 +227,36 @@ def _weights(model: nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return f"{a_type(value)} of {len(value)}"
-    return f"{a_type(value)}"
-
-
 def _read_grads(value: Any, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     what = "ddp_step"
     if not isinstance(value, (list, tuple)) or len(value) != len(like):
+        if isinstance(value, (list, tuple)):
+            message = _(
+                "{what} returned {type} of {length}; return the averaged gradients as a list, "
+                "one tensor per parameter ({count} here)."
+            )
+        else:
+            message = _(
+                "{what} returned {type}; return the averaged gradients as a list, "
+                "one tensor per parameter ({count} here)."
+            )
         raise NotYet(
-            f"{what} returned {_describe(value)}; return the averaged gradients as a list, "
-            f"one tensor per parameter ({len(like)} here)."
+            message.format(
+                what=what,
+                type=a_type(value),
+                length=len(value) if isinstance(value, (list, tuple)) else 0,
+                count=len(like),
+            )
         )
     grads = []
     for got, param in zip(value, like, strict=True):
         array = as_array(got, what)
         if array.shape != tuple(param.shape):
             raise NotYet(
-                f"{what} returned a gradient of shape {array.shape} for a parameter of shape "
-                f"{tuple(param.shape)}: return one averaged gradient per parameter, in order."
+                _(
+                    "{what} returned a gradient of shape {shape} for a parameter of shape "
+                    "{param_shape}: return one averaged gradient per parameter, in order."
+                ).format(what=what, shape=array.shape, param_shape=tuple(param.shape))
             )
         grads.append(torch.from_numpy(array).float())
     return grads
@@ -219,8 +264,10 @@ def _read_grads(value: Any, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 
 @checker(
     "ddp_step",
-    expects="a function ddp_step(replicas, shards, lr) that updates the replicas and returns "
-    "the averaged gradients, one tensor per parameter",
+    expects=i18n.N_(
+        "a function ddp_step(replicas, shards, lr) that updates the replicas and returns "
+        "the averaged gradients, one tensor per parameter"
+    ),
 )
 def check_ddp_step(ddp_step: Any) -> str:
     """``ddp_step(replicas, shards, lr)``: one step on every replica; returns the averaged grads."""
@@ -236,62 +283,81 @@ def check_ddp_step(ddp_step: Any) -> str:
         weights = [_weights(model) for model in replicas]
         if any(not all(torch.isfinite(w).all() for w in ws) for ws in weights):
             raise NotYet(
-                f"after step {step + 1} a replica's weights hold NaN or inf.",
-                "each replica: zero_grad, its shard's mean cross-entropy, backward; then the "
-                "mean of the gradients; then the same step on every replica.",
+                _("after step {step} a replica's weights hold NaN or inf.").format(step=step + 1),
+                _(
+                    "each replica: zero_grad, its shard's mean cross-entropy, backward; then the "
+                    "mean of the gradients; then the same step on every replica."
+                ),
             )
         unchanged = [r for r, w in enumerate(weights) if _maxdiff(w, before) == 0]
         if len(unchanged) == world:
             raise NotYet(
-                "the weights did not change: update every replica's parameters in place, "
-                "under torch.no_grad().",
-                "each parameter moves by minus lr times its averaged gradient.",
+                _(
+                    "the weights did not change: update every replica's parameters in place, "
+                    "under torch.no_grad()."
+                ),
+                _("each parameter moves by minus lr times its averaged gradient."),
             )
         if unchanged:
             raise NotYet(
-                f"after step {step + 1} replica {unchanged[0]} still holds its old weights: "
-                "every replica takes the same step (DDP keeps them identical).",
-                "loop over all the replicas when you update the parameters.",
+                _(
+                    "after step {step} replica {replica} still holds its old weights: "
+                    "every replica takes the same step (DDP keeps them identical)."
+                ).format(step=step + 1, replica=unchanged[0]),
+                _("loop over all the replicas when you update the parameters."),
             )
         if any(_maxdiff(weights[0], w) > 1e-6 for w in weights[1:]):
             raise NotYet(
-                f"after step {step + 1} the replicas hold different weights: each stepped with "
-                "its own shard's gradient. Average the gradients over the replicas first "
-                "(DDP's all-reduce), then take the same step on every replica.",
-                "collect each replica's p.grad, average them per parameter, then update.",
+                _(
+                    "after step {step} the replicas hold different weights: each stepped with "
+                    "its own shard's gradient. Average the gradients over the replicas first "
+                    "(DDP's all-reduce), then take the same step on every replica."
+                ).format(step=step + 1),
+                _("collect each replica's p.grad, average them per parameter, then update."),
             )
         own = [(a - b) / DDP_LR for a, b in zip(before, weights[0], strict=True)]
         if not all(torch.isfinite(g).all() for g in grads):
-            raise NotYet("the gradients you returned hold NaN or inf.")
+            raise NotYet(_("the gradients you returned hold NaN or inf."))
         if _maxdiff(own, grads) > 1e-5:
             raise NotYet(
-                "the gradients you returned are not the ones you stepped with: return the "
-                "averaged gradients, one per parameter."
+                _(
+                    "the gradients you returned are not the ones you stepped with: return the "
+                    "averaged gradients, one per parameter."
+                )
             )
         target = [(a - b) / DDP_LR for a, b in zip(before, expected[step], strict=True)]
         if _maxdiff(weights[0], expected[step]) > 1e-5:
             if _maxdiff([g / world for g in grads], target) < 1e-5:
                 raise NotYet(
-                    f"the step is {world} times too large: you summed the {world} gradients. "
-                    "Average them (divide by the number of processes).",
-                    "each shard's loss is already a mean; the batch's gradient is their mean.",
+                    _(
+                        "the step is {world} times too large: you summed the {world} gradients. "
+                        "Average them (divide by the number of processes)."
+                    ).format(world=world),
+                    _("each shard's loss is already a mean; the batch's gradient is their mean."),
                 )
             if step == 1:  # (step 1 was right)
                 raise NotYet(
-                    "the first step is right, the second is not: the first step's gradients "
-                    "were added to the second's. Zero them (model.zero_grad()) before backward.",
-                    "backward() adds to p.grad (chapter 4).",
+                    _(
+                        "the first step is right, the second is not: the first step's gradients "
+                        "were added to the second's. Zero them (model.zero_grad()) before "
+                        "backward."
+                    ),
+                    _("backward() adds to p.grad (chapter 4)."),
                 )
             raise NotYet(
-                f"after step {step + 1} the weights differ from one SGD step on the whole "
-                f"batch by up to {_maxdiff(weights[0], expected[step]):.2g}.",
-                "each replica: zero_grad, its shard's mean cross-entropy, backward; then the "
-                "mean of the gradients; then the same step with that mean on every replica.",
+                _(
+                    "after step {step} the weights differ from one SGD step on the whole "
+                    "batch by up to {maxdiff:.2g}."
+                ).format(step=step + 1, maxdiff=_maxdiff(weights[0], expected[step])),
+                _(
+                    "each replica: zero_grad, its shard's mean cross-entropy, backward; then the "
+                    "mean of the gradients; then the same step with that mean on every replica."
+                ),
             )
-    return (
-        f"{world} replicas took {steps} identical steps, equal to SGD on the whole batch "
-        f"(maxdiff < 1e-5): averaging the shards' gradients is the whole trick."
-    )
+    return _(
+        "{world} replicas took {steps} identical steps, equal to SGD on the whole batch "
+        "(maxdiff < 1e-5): averaging the shards' gradients is the whole trick."
+    ).format(world=world, steps=steps)
 
 
 # ----------------------------------------------------------------------------------- quiz
@@ -299,30 +365,38 @@ def check_ddp_step(ddp_step: Any) -> str:
 QUIZ: dict[int, quiz.Question] = {
     1: quiz.Question(
         32,
-        "--batch-size is the global batch: 128 images per step, split into 4 equal shares of "
-        "128 / 4 = 32, one per process (only an epoch's last, partial batch gives less).",
+        i18n.N_(
+            "--batch-size is the global batch: 128 images per step, split into 4 equal shares of "
+            "128 / 4 = 32, one per process (only an epoch's last, partial batch gives less)."
+        ),
     ),
     2: quiz.Question(
         "b",
-        "all-reduce with averaging: every process receives (g0 + g1) / 2, the mean gradient "
-        "of the whole batch when the two halves are equal.",
+        i18n.N_(
+            "all-reduce with averaging: every process receives (g0 + g1) / 2, the mean gradient "
+            "of the whole batch when the two halves are equal."
+        ),
     ),
     3: quiz.Question(
         "b",
-        "DDP copies rank 0's weights to every process once, at the start; after that each "
-        "takes the same step from the same averaged gradient, so no weights are sent again.",
+        i18n.N_(
+            "DDP copies rank 0's weights to every process once, at the start; after that each "
+            "takes the same step from the same averaged gradient, so no weights are sent again."
+        ),
     ),
     4: quiz.Question(
         "c",
-        "one process already ran on both cores (two threads); two processes get one core "
-        "each, do the same training arithmetic between them, and add an all-reduce every step "
-        "(and rank 0 tests alone on one core after each epoch). Any backend must do that "
-        "all-reduce, and no backend gives back the second core the threads already used; "
-        "each image is still trained on once per epoch.",
+        i18n.N_(
+            "one process already ran on both cores (two threads); two processes get one core "
+            "each, do the same training arithmetic between them, and add an all-reduce every step "
+            "(and rank 0 tests alone on one core after each epoch). Any backend must do that "
+            "all-reduce, and no backend gives back the second core the threads already used; "
+            "each image is still trained on once per epoch."
+        ),
     ),
 }
 
 
 def check_quiz(answers: Any) -> quiz.QuizResult:
     """Mark the chapter's quiz (questions in the notebook's last markdown cell)."""
-    return quiz.check("chapter 7", QUIZ, answers)
+    return quiz.check("chapter 7", QUIZ, answers, module=__name__)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_course import chapter04, exercises
+from mnist_course import chapter04, exercises, i18n
 
 
 @pytest.fixture(autouse=True)
@@ -674,3 +674,31 @@ def test_softmax_regression_has_no_unique_minimum():
     right = (x @ w).argmax(1) == y
     losses = [F.cross_entropy(x[right] @ (k * w), y[right]).item() for k in (1, 2, 4, 8)]
     assert all(a > b > 0 for a, b in zip(losses, losses[1:], strict=False))
+
+
+# ----------------------------------------------------------------------------- Chinese feedback
+
+
+@pytest.fixture
+def chinese():
+    """Feedback in Chinese for one test, English again afterwards (whatever the test does)."""
+    i18n.set_language("zh")
+    try:
+        yield
+    finally:
+        i18n.set_language("en")
+
+
+def test_feedback_in_chinese(chinese):
+    """The chapter's catalog speaks: a symptom, its hint, a success line and a quiz explanation."""
+    wrong = chapter04.check_momentum_step(plain_gd, hint=2)
+    assert not wrong.ok
+    assert wrong.message.startswith("你的这一步只是普通的梯度下降：速度根本没有用上。")
+    assert "先更新速度，再用它走这一步。" in wrong.message
+    assert "plain gradient descent" not in wrong.message and "velocity" not in wrong.message
+    right = chapter04.check_momentum_step(momentum_step)
+    assert right.ok
+    assert right.message.startswith("4 步都与 torch.optim.SGD(lr=")
+    assert right.message.endswith(") 一致，p 和速度都是。")
+    marked = chapter04.check_quiz({3: "c"})
+    assert "用 zero_grad() 把它清零" in marked.lines[2], marked.lines[2]

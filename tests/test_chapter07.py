@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_course import chapter07, data, exercises
+from mnist_course import chapter07, data, exercises, i18n
 
 
 @pytest.fixture(autouse=True)
@@ -389,3 +389,30 @@ def test_notebook_uses_every_exercise_once_in_order():
     assert len(quiz_cells) == 1 and "chapter07.check_quiz(answers)" in "".join(
         quiz_cells[0]["source"]
     )
+
+
+# ----------------------------------------------------------------------------------- Chinese
+
+
+@pytest.fixture
+def chinese():
+    """Feedback in Chinese for one test, English again afterwards (whatever the test does)."""
+    i18n.set_language("zh")
+    try:
+        yield
+    finally:
+        i18n.set_language("en")
+
+
+def test_feedback_in_chinese(chinese):
+    """The chapter's catalog speaks: a symptom, its hint, a success line and a quiz explanation."""
+    wrong = chapter07.check_ddp_step(own_gradient_each, hint=2)
+    assert not wrong.ok
+    assert wrong.message.startswith("第 1 步之后，各副本的权重不同了：")
+    assert "收集每个副本的 p.grad，逐个参数求平均，然后再更新。" in wrong.message
+    assert "replicas hold different weights" not in wrong.message
+    right = chapter07.check_shard(sliced_shard)
+    assert right.ok
+    assert right.message.startswith("在 5 组批量大小与进程数下，各份大小相等、互不重叠")
+    marked = chapter07.check_quiz({2: "b"})
+    assert "每个进程都收到 (g0 + g1) / 2" in marked.lines[1], marked.lines[1]
