@@ -67,3 +67,19 @@ def translator(module: str) -> Callable[[str], str]:
 def N_(message: str) -> str:  # noqa: N802  (gettext's name for "mark only")
     """Mark ``message`` for the catalog without translating it now (text built at import)."""
     return message
+
+
+def domains(language: str) -> list[str]:
+    """The modules that have a compiled catalog in ``language``, by domain name."""
+    return sorted(path.stem for path in (LOCALE_DIR / language / "LC_MESSAGES").glob("*.mo"))
+
+
+def messages(domain: str, language: str) -> dict[str, str]:
+    """Every translated message of one module's catalog: English text -> its translation."""
+    path = LOCALE_DIR / language / "LC_MESSAGES" / f"{domain}.mo"
+    if not path.exists():
+        return {}
+    with path.open("rb") as handle:
+        compiled = gettext.GNUTranslations(handle)
+    found = compiled._catalog  # type: ignore[attr-defined]  # gettext keeps no public list
+    return {str(key): str(value) for key, value in found.items() if key and isinstance(key, str)}

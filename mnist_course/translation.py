@@ -6,7 +6,14 @@ A translated chapter is built from its English chapter (``mnist-course translate
   nbval on the English chapter checks the code and outputs of both;
 - every markdown cell is the translation of the English cell with the same id. Its metadata
   records the state of the English cell it translates: ``translation.hash``, the first 12 hex
-  digits of the SHA-256 of the English source when it was translated.
+  digits of the SHA-256 of the English source when it was translated;
+- one extra code cell, before the first code cell, sets the language of the checkers' feedback
+  (:data:`LANGUAGE_CELL_ID`, off the slides, no outputs): ``i18n.set_language("zh")``;
+- a stored output that is the checkers' feedback (a ``Correct (...)`` / ``Not yet (...)``
+  line, a quiz's lines) is shown as the translated chapter's kernel would show it: each
+  English message is matched against the catalogs of :mod:`mnist_course.i18n` (a message with
+  ``{fields}`` is a pattern; the matched values go into the translation). Feedback that no
+  catalog message matches is an error naming the cell, and nothing is written.
 
 A translation is *current* when its hash is the English cell's hash now; *stale* when the
 English cell changed since (the translator must look at it again); *missing* when the cell
@@ -28,8 +35,29 @@ from pathlib import Path
 
 import nbformat
 
+from mnist_course import i18n
+
 LANGUAGES = {"zh": "中文"}
 MARKER = re.compile(r"^<!-- cell (?P<id>\S+) sha256:(?P<hash>[0-9a-f]{12}) -->$", re.M)
+
+# The code cell that sets the language of the feedback in a translated chapter.
+LANGUAGE_CELL_ID = "set-language"
+LANGUAGE_CELL_SOURCE = {
+    "zh": "from mnist_course import i18n\n\n"
+    'i18n.set_language("zh")  # 检查器的反馈、提示和测验讲解用中文',
+}
+# A message's fields, as str.format reads them: {name}, {name:.3f}, {name!r}.
+FIELD = re.compile(r"\{(\w+)(?:![rsa])?(?::[^{}]*)?\}")
+# What a field can match, where it is narrower than any text: names and counts.
+FIELD_TEXT = {"name": r"[\w.]+", "exercise": r"[\w.]+", "number": r"\d+", "right": r"\d+"}
+# Fields that hold a message themselves (never a number or a name): they must translate too.
+MESSAGE_FIELDS = {"message", "symptom", "hint", "explanation", "expects"}
+# How the checkers' feedback begins (mnist_course.exercises.Feedback, quiz.QuizResult).
+FEEDBACK_HEADS = (
+    "Correct ({exercise}): {message}",
+    "Not yet ({exercise}): {message}",
+    "Quiz ({chapter}): {right} of {total} right",
+)
 
 
 def source_hash(text: str) -> str:
@@ -65,6 +93,118 @@ class Status:
         return line
 
 
+def message_pattern(english: str) -> re.Pattern[str] | None:
+    """The English text a message with ``{fields}`` can become, as a pattern with one group per
+    field (None for a message that is only fields: it would match anything)."""
+    if not FIELD.sub("", english).strip():
+        return None
+    parts, seen, last = [], set(), 0
+    for field_match in FIELD.finditer(english):
+        parts.append(re.escape(english[last : field_match.start()]))
+        name = field_match.group(1)
+        text = FIELD_TEXT.get(name, ".+?")
+        parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>{text})")
+        seen.add(name)
+        last = field_match.end()
+    parts.append(re.escape(english[last:]))
+    return re.compile("".join(parts))  # a field never spans lines
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """``template`` with each ``{field}`` replaced by its value (as text, already formatted)."""
+    return FIELD.sub(lambda found: values.get(found.group(1), found.group(0)), template)
+
+
+@dataclass(frozen=True)
+class _Message:
+    english: str
+    translated: str
+    pattern: re.Pattern[str]
+
+
+class FeedbackTranslator:
+    """Feedback text, as the checkers wrote it in English, in ``language`` (from the catalogs)."""
+
+    def __init__(self, language: str) -> None:
+        found = []
+        for domain in i18n.domains(language):
+            for english, translated in i18n.messages(domain, language).items():
+                pattern = message_pattern(english)
+                if pattern is not None:
+                    found.append(_Message(english, translated, pattern))
+        # the message with the most fixed text first: "{number}. right. {explanation}" before
+        # a shorter message that could match the same line less precisely
+        self.messages = sorted(found, key=lambda m: -len(FIELD.sub("", m.english)))
+        self.heads = [message_pattern(head) for head in FEEDBACK_HEADS]
+
+    def is_feedback(self, text: str) -> bool:
+        """Whether ``text`` (an output) is the checkers' feedback: its first line says so."""
+        first = text.split("\n", 1)[0]
+        return any(head is not None and head.fullmatch(first) for head in self.heads)
+
+    def message(self, english: str) -> str | None:
+        """One English message (its fields filled in) translated, or None if none matches."""
+        for message in self.messages:
+            match = message.pattern.fullmatch(english)
+            if match is None:
+                continue
+            values: dict[str, str] = {}
+            for name, value in match.groupdict().items():
+                translated = self.message(value)
+                if translated is None and name in MESSAGE_FIELDS:
+                    break  # this reading leaves English in a message: try the next
+                values[name] = value if translated is None else translated
+            else:
+                return fill(message.translated, values)
+        return None
+
+    def output(self, english: str) -> str | None:
+        """A whole feedback output (one message a line: a quiz's lines) translated, or None."""
+        lines = [self.message(line) for line in english.split("\n")]
+        if any(line is None for line in lines):
+            return None
+        return "\n".join(lines)  # type: ignore[arg-type]
+
+
+def _output_texts(output: nbformat.NotebookNode) -> list[tuple[dict, str]]:
+    """Where an output holds plain text: (the dict, its key)."""
+    if output.get("output_type") == "stream":
+        return [(output, "text")]
+    data = output.get("data", {})
+    return [(data, "text/plain")] if "text/plain" in data else []
+
+
+def translate_outputs(cell: nbformat.NotebookNode, translator: FeedbackTranslator) -> None:
+    """Translate the feedback among ``cell``'s outputs; leave every other output as it is."""
+    for output in cell.get("outputs", []):
+        for holder, key in _output_texts(output):
+            text = holder[key] if isinstance(holder[key], str) else "".join(holder[key])
+            if not translator.is_feedback(text):
+                continue
+            translated = translator.output(text)
+            if translated is None:
+                raise ValueError(
+                    f"cell {cell.get('id')}: no catalog message matches the feedback it shows "
+                    f"({text[:200]!r}); run `make messages`, translate the new messages in "
+                    "mnist_course/locale/, then sync again"
+                )
+            holder[key] = translated
+
+
+def language_cell(language: str) -> nbformat.NotebookNode:
+    """The code cell that sets the language of the feedback (off the slides, no outputs)."""
+    return nbformat.v4.new_code_cell(
+        LANGUAGE_CELL_SOURCE[language],
+        id=LANGUAGE_CELL_ID,
+        metadata={"slideshow": {"slide_type": "skip"}, "translation": {"language_cell": True}},
+    )
+
+
+def is_language_cell(cell: nbformat.NotebookNode) -> bool:
+    """Whether ``cell`` is the language cell that sync adds to a translated chapter."""
+    return bool(cell.get("metadata", {}).get("translation", {}).get("language_cell"))
+
+
 def _english_cells(english: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
     cells = {}
     for index, cell in enumerate(english.cells):
@@ -91,8 +231,12 @@ def sync(english_path: Path, translated: Path) -> Status:
     result.metadata["translation"] = {"language": language, "source": f"../{english_path.name}"}
     if old and "title" in old.metadata:
         result.metadata["title"] = old.metadata["title"]
-    _english_cells(english)  # every cell has an id
+    if LANGUAGE_CELL_ID in _english_cells(english):  # every cell has an id, and not this one
+        raise ValueError(f"the English chapter has a cell with the id {LANGUAGE_CELL_ID!r}")
+    translator = FeedbackTranslator(language) if language in LANGUAGE_CELL_SOURCE else None
     for cell in result.cells:
+        if cell.cell_type == "code" and translator is not None:
+            translate_outputs(cell, translator)
         if cell.cell_type != "markdown":
             continue
         mine = kept.get(cell.id)
@@ -102,6 +246,9 @@ def sync(english_path: Path, translated: Path) -> Status:
             cell.metadata["translation"] = {"hash": recorded}
         else:
             cell.metadata["translation"] = {"hash": None}
+    first_code = next((i for i, c in enumerate(result.cells) if c.cell_type == "code"), None)
+    if translator is not None and first_code is not None:
+        result.cells.insert(first_code, language_cell(language))
     translated.parent.mkdir(parents=True, exist_ok=True)
     partial = translated.with_suffix(".ipynb.partial")
     nbformat.write(result, partial)

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mnist_course import cli, translation
+from mnist_course import chapter01, cli, translation
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATED = sorted((ROOT / "notebooks" / "zh").glob("*.ipynb"))
@@ -39,7 +39,8 @@ def test_sync_copies_the_code_and_marks_every_text_cell_missing(pair):
     assert translated == english.parent / "zh" / "01_toy.ipynb"
     assert report.missing == ["md-1", "md-2"] and not report.ok
     nb = nbformat.read(translated, as_version=4)
-    code = nb.cells[1]
+    assert [c.id for c in nb.cells] == ["md-1", "set-language", "code-1", "md-2"]
+    code = nb.cells[2]
     assert code.source == "print(1 + 1)" and code.outputs[0]["text"] == "2\n"
     assert nb.cells[0].source == "# Title\n\nSome text."  # the English text, until translated
     assert nb.cells[0].metadata["slideshow"] == {"slide_type": "slide"}
@@ -56,7 +57,7 @@ def test_export_translate_import_makes_every_cell_current(pair, tmp_path):
     report = translation.import_text(chinese, english, translated)
     assert report.ok and report.current == ["md-1", "md-2"], report
     nb = nbformat.read(translated, as_version=4)
-    assert nb.cells[0].source == "# 标题\n\n一段文字。" and nb.cells[2].source == "## 下一步"
+    assert nb.cells[0].source == "# 标题\n\n一段文字。" and nb.cells[-1].source == "## 下一步"
     assert translation.export(english, translated) == ""  # nothing left to translate
 
 
@@ -72,9 +73,77 @@ def test_a_changed_english_cell_makes_its_translation_stale_and_sync_keeps_it(pa
     report = translation.sync(english, translated)
     assert report.stale == ["md-1"]
     nb = nbformat.read(translated, as_version=4)
-    assert nb.cells[1].source == "print(2 + 2)"  # code follows the English at once
+    assert nb.cells[2].source == "print(2 + 2)"  # code follows the English at once
     assert nb.cells[0].source == "# Title\n\nSome text."  # the old translation, to revise
     assert "Other text." in translation.export(english, translated)  # offered again
+
+
+def feedback_chapter(*texts: str) -> nbformat.NotebookNode:
+    """A toy chapter whose code cells show ``texts`` (one cell each), then a plain output."""
+    nb = chapter()
+    for number, text in enumerate(texts):
+        cell = nbformat.v4.new_code_cell(f"check_{number}()", id=f"check-{number}")
+        cell.outputs = [
+            nbformat.v4.new_output("execute_result", data={"text/plain": text}, execution_count=1)
+        ]
+        nb.cells.append(cell)
+    return nb
+
+
+def test_the_translated_chapter_sets_the_language_once_before_its_first_code_cell(pair):
+    english, translated = pair
+    translation.sync(english, translated)
+    translation.sync(english, translated)  # again: still one
+    nb = nbformat.read(translated, as_version=4)
+    added = [c for c in nb.cells if translation.is_language_cell(c)]
+    assert len(added) == 1 and nb.cells.index(added[0]) == 1  # before code-1
+    cell = added[0]
+    assert cell.id == "set-language" and cell.cell_type == "code" and cell.outputs == []
+    assert cell.source == (
+        'from mnist_course import i18n\n\ni18n.set_language("zh")  # 检查器的反馈、提示和测验讲解用中文'
+    )
+    assert cell.metadata["slideshow"] == {"slide_type": "skip"}  # off the slides
+
+
+def test_sync_shows_the_feedback_in_chinese_and_every_other_output_as_it_is(pair):
+    english, translated = pair
+    quiz = "Quiz (chapter 1): 4 of 5 right\n1. right. " + chapter01.QUIZ[1].explanation
+    quiz += "\n2. not answered yet."
+    nbformat.write(
+        feedback_chapter(
+            "Correct (softmax): right on ordinary and on huge logits (no overflow).",
+            "Not yet (softmax): nan or inf for huge logits like [1000, 0, -1000]: exp() "
+            "overflows. (Run the check again, or pass hint=2, for a hint.)",
+            quiz,
+            "Correctness (of a plot): not feedback",
+        ),
+        english,
+    )
+    translation.sync(english, translated)
+    shown = {
+        c.id: c.outputs[0]["data"]["text/plain"]
+        for c in nbformat.read(translated, as_version=4).cells
+        if c.id.startswith("check-")
+    }
+    assert shown == {
+        "check-0": "正确（softmax）：在普通的和很大的 logits 上结果都对（没有上溢）。",
+        "check-1": "还不对（softmax）：对 [1000, 0, -1000] 这样的大 logits 得到 nan 或 inf："
+        "exp() 上溢了。（再运行一次检查，或传入 hint=2，就能看到提示。）",
+        "check-2": "测验（第 1 章）：共 5 题，答对 4 题\n1. 正确。softmax 具有平移不变性：从每个 logit "
+        "中减去同一个 c，分子和分母都乘以 e^-c，所以 softmax([2, 1, 0]) = softmax([102, 101, 100])。"
+        "\n2. 还没有作答。",
+        "check-3": "Correctness (of a plot): not feedback",
+    }
+
+
+def test_feedback_that_no_catalog_message_matches_stops_sync_and_writes_nothing(pair):
+    english, translated = pair
+    translation.sync(english, translated)
+    before = translated.read_bytes()
+    nbformat.write(feedback_chapter("Correct (softmax): a message the code never had."), english)
+    with pytest.raises(ValueError, match=r"cell check-0: no catalog message matches"):
+        translation.sync(english, translated)
+    assert translated.read_bytes() == before
 
 
 def test_import_refuses_unknown_cells_and_files_without_markers(pair):
@@ -130,6 +199,35 @@ def test_a_translated_chapter_is_its_english_chapter_with_the_text_translated(tm
         assert nbformat.read(copy, as_version=4) == nbformat.read(path, as_version=4), (
             f"{path.name} is not in step with the English chapter: run make translations"
         )
+
+
+def test_the_chinese_chapters_show_their_feedback_in_chinese_and_their_other_outputs_as_is():
+    """A translated chapter's code cells are the English ones and the language cell; each
+    stored output is the English one, but for the feedback, shown in Chinese."""
+    translator = translation.FeedbackTranslator("zh")
+    problems = []
+    for path in TRANSLATED:
+        english = nbformat.read(ROOT / "notebooks" / path.name, as_version=4)
+        ours = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        theirs = [c for c in english.cells if c.cell_type == "code"]
+        added = [c for c in ours if translation.is_language_cell(c)]
+        if theirs and (len(added) != 1 or ours[0] is not added[0]):
+            problems.append(f"{path.name}: not one language cell before the code")
+        ours = [c for c in ours if not translation.is_language_cell(c)]
+        if [(c.id, c.source) for c in ours] != [(c.id, c.source) for c in theirs]:
+            problems.append(f"{path.name}: its code is not the English chapter's")
+            continue
+        for mine, original in zip(ours, theirs, strict=True):
+            for out, english_out in zip(mine.outputs, original.outputs, strict=True):
+                text = english_out.get("data", {}).get("text/plain", english_out.get("text", ""))
+                if not translator.is_feedback(text):
+                    if out != english_out:
+                        problems.append(f"{path.name} {mine.id}: an output is not the English")
+                    continue
+                shown = out.get("data", {}).get("text/plain", out.get("text", ""))
+                if translator.is_feedback(shown) or not re.search(r"[\u4e00-\u9fff]", shown):
+                    problems.append(f"{path.name} {mine.id}: feedback not in Chinese: {shown!r}")
+    assert not problems, "\n".join(problems) + "\nfix: make translations"
 
 
 # What a translation must carry over unchanged, block by block: numbers, inline code, math,
