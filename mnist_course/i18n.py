@@ -2,9 +2,10 @@
 
 The English text is written in the code, inside ``_("...")``; every other language comes
 from a gettext catalog, one per module: ``locale/<language>/LC_MESSAGES/<module>.po`` beside
-this file, compiled to the ``.mo`` that :mod:`gettext` reads (``mnist-course translate
-messages`` extracts, updates and compiles them; ``tests/test_i18n.py`` checks that every
-message has both languages). A Chinese chapter sets the language once, in its first cell::
+this file, compiled to the ``.mo`` that :mod:`gettext` reads (``make messages``, that is
+``python -m mnist_course.catalogs``, extracts, updates and compiles them;
+``tests/test_i18n.py`` checks that every message has both languages). A Chinese chapter sets the language once, in the cell before its first code cell (added by
+``mnist-course translate sync``)::
 
     from mnist_course import i18n
 
