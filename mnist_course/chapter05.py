@@ -34,8 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from mnist_course import quiz
+from mnist_course import i18n, quiz
 from mnist_course.exercises import NotYet, a_type, as_float, call, checker, draw
+
+_ = i18n.translator(__name__)
 
 EXERCISES: tuple[str, ...] = ("train_one_epoch", "backprop", "accuracy")
 
@@ -168,8 +170,10 @@ def _params(model: nn.Module) -> torch.Tensor:
 
 @checker(
     "train_one_epoch",
-    expects="a function train_one_epoch(model, loader, optimizer) that returns the mean "
-    "training loss, one number",
+    expects=i18n.N_(
+        "a function train_one_epoch(model, loader, optimizer) that returns the mean "
+        "training loss, one number"
+    ),
 )
 def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
     """``train_one_epoch(model, loader, optimizer)`` -> the mean training loss of the epoch."""
@@ -180,97 +184,146 @@ def check_train_one_epoch(train_one_epoch: Callable[..., Any]) -> str:
     model.events.clear()
     result = call(train_one_epoch, model, batches, optimizer, forbidden=TRAINING_LOOPS)
     after = _params(model)
-    ref_model, _, ref_optimizer = _setup(seed=seed)
+    ref_model, _batches, ref_optimizer = _setup(seed=seed)
     batch_losses = _reference_epoch(ref_model, batches, ref_optimizer)
     expected_loss = sum(batch_losses) / len(batch_losses)
-    no_zero_model, _, no_zero_optimizer = _setup(seed=seed)
+    no_zero_model, _batches, no_zero_optimizer = _setup(seed=seed)
     _reference_epoch(no_zero_model, batches, no_zero_optimizer, zero_grad=False)
-    order = "for each batch: the forward pass and the loss, then clear the old gradients, "
-    order += "compute the new ones and take the step, in that order."
+    order = _(
+        "for each batch: the forward pass and the loss, then clear the old gradients, "
+        "compute the new ones and take the step, in that order."
+    )
     if _eval_inside_the_loop(model.events):
         raise NotYet(
-            "you called model.eval() in the training loop: eval mode is for measuring "
-            "(dropout off, batch norm frozen), not for learning.",
-            "switch to train mode once at the start of the epoch; eval mode belongs to the "
-            "measurement.",
+            _(
+                "you called model.eval() in the training loop: eval mode is for measuring "
+                "(dropout off, batch norm frozen), not for learning."
+            ),
+            _(
+                "switch to train mode once at the start of the epoch; eval mode belongs to the "
+                "measurement."
+            ),
         )
     if not model.modes_seen:
-        raise NotYet("your function never called the model.", order)
+        raise NotYet(_("your function never called the model."), order)
     if not all(model.modes_seen):
         raise NotYet(
-            "the model ran in eval mode: an evaluation before left it there. Switch it back "
-            "with model.train() at the start of the epoch.",
-            "switch the model to train mode before the first batch.",
+            _(
+                "the model ran in eval mode: an evaluation before left it there. Switch it back "
+                "with model.train() at the start of the epoch."
+            ),
+            _("switch the model to train mode before the first batch."),
         )
     if optimizer.steps == 0:
         raise NotYet(
-            "the weights did not move: the optimiser never stepped. Call optimizer.step() "
-            "after loss.backward().",
+            _(
+                "the weights did not move: the optimiser never stepped. Call optimizer.step() "
+                "after loss.backward()."
+            ),
             order,
         )
     if optimizer.steps != len(batches):
         raise NotYet(
-            f"the optimiser stepped {optimizer.steps} times for {len(batches)} batches: "
-            "one step per batch, inside the loop.",
+            _(
+                "the optimiser stepped {steps} times for {batches} batches: "
+                "one step per batch, inside the loop."
+            ).format(steps=optimizer.steps, batches=len(batches)),
             order,
         )
     if torch.equal(before, after):
         raise NotYet(
-            "step() ran but the weights did not move: .grad was None when it ran, and step() "
-            "skips a parameter without a gradient (zero_grad() sets .grad to None, by default). "
-            "Call loss.backward() before step(), and zero_grad() before backward(), not between.",
+            _(
+                "step() ran but the weights did not move: .grad was None when it ran, and step() "
+                "skips a parameter without a gradient (zero_grad() sets .grad to None, by "
+                "default). Call loss.backward() before step(), and zero_grad() before "
+                "backward(), not between."
+            ),
             order,
         )
     if torch.allclose(after, _params(no_zero_model), atol=1e-6, rtol=1e-5):
         raise NotYet(
-            "the weights moved as in a loop without zero_grad(): backward() adds to .grad, so "
-            ".grad held the running sum of this batch's gradient and every earlier batch's, "
-            "and each step used that sum.",
-            "call optimizer.zero_grad() once per batch, before loss.backward().",
+            _(
+                "the weights moved as in a loop without zero_grad(): backward() adds to .grad, "
+                "so .grad held the running sum of this batch's gradient and every earlier "
+                "batch's, and each step used that sum."
+            ),
+            _("call optimizer.zero_grad() once per batch, before loss.backward()."),
         )
     if not torch.allclose(after, _params(ref_model), atol=1e-5, rtol=1e-4):
-        end = _mean_loss(model, batches)
-        fell = "fell" if end < start else "did not fall"
+        if _mean_loss(model, batches) < start:
+            symptom = _(
+                "the loss fell, but the weights differ from one SGD step per batch on the "
+                "cross-entropy (mean over the batch)."
+            )
+        else:
+            symptom = _(
+                "the loss did not fall, but the weights differ from one SGD step per batch on "
+                "the cross-entropy (mean over the batch)."
+            )
         raise NotYet(
-            f"the loss {fell}, but the weights differ from one SGD step per batch on the "
-            "cross-entropy (mean over the batch).",
-            "use criterion = nn.CrossEntropyLoss() (or F.cross_entropy) on the model's "
-            "outputs and the targets; " + order,
+            symptom,
+            _(
+                "use criterion = nn.CrossEntropyLoss() (or F.cross_entropy) on the model's "
+                "outputs and the targets; for each batch: the forward pass and the loss, then "
+                "clear the old gradients, compute the new ones and take the step, in that order."
+            ),
         )
     if _mean_loss(model, batches) >= start:
-        raise NotYet("the loss did not fall during the epoch.", order)
+        raise NotYet(_("the loss did not fall during the epoch."), order)
     if isinstance(result, (tuple, list)):
         raise NotYet(
-            f"your function returned {a_type(result)}; return one number, the "
-            "mean training loss of the epoch.",
-            "return running_loss / number_of_batches.",
+            _(
+                "your function returned {type}; return one number, the "
+                "mean training loss of the epoch."
+            ).format(type=a_type(result)),
+            _("return running_loss / number_of_batches."),
         )
     value = as_float(result, "your function")
     if not np.isfinite(value):
-        raise NotYet(f"your function returned {value}; return the mean training loss.")
+        raise NotYet(
+            _("your function returned {value}; return the mean training loss.").format(value=value)
+        )
     if abs(value - expected_loss) > 1e-5 * max(1.0, expected_loss):
         wrong = {
-            "the sum of the batches' losses; divide it by the number of batches": sum(batch_losses),
-            "the last batch's loss; return the mean over all the batches": batch_losses[-1],
+            _(
+                "the training is right, but you returned the sum of the batches' losses; "
+                "divide it by the number of batches."
+            ): sum(batch_losses),
+            _(
+                "the training is right, but you returned the last batch's loss; "
+                "return the mean over all the batches."
+            ): batch_losses[-1],
         }
-        for what, number in wrong.items():
+        for message, number in wrong.items():
             if abs(value - number) < 1e-4:
                 raise NotYet(
-                    f"the training is right, but you returned {what}.",
-                    "add up each batch's loss (as a number, .item()) and divide by the number "
-                    "of batches.",
+                    message,
+                    _(
+                        "add up each batch's loss (as a number, .item()) and divide by the "
+                        "number of batches."
+                    ),
                 )
+        if value > expected_loss:
+            symptom = _(
+                "the training is right, but the number you returned is too high for the mean "
+                "of the batches' losses."
+            )
+        else:
+            symptom = _(
+                "the training is right, but the number you returned is too low for the mean "
+                "of the batches' losses."
+            )
         raise NotYet(
-            f"the training is right, but the number you returned is too "
-            f"{'high' if value > expected_loss else 'low'} for the mean of the batches' losses.",
-            "add loss.item() of each batch to a running sum; return the sum divided by the "
-            "number of batches.",
+            symptom,
+            _(
+                "add loss.item() of each batch to a running sum; return the sum divided by the "
+                "number of batches."
+            ),
         )
-    return (
-        f"one zero_grad / backward / step per batch, in train mode: the weights moved as "
-        f"the course's loop moves them, and the loss fell from {start:.3f} to "
-        f"{_mean_loss(model, batches):.3f}."
-    )
+    return _(
+        "one zero_grad / backward / step per batch, in train mode: the weights moved as "
+        "the course's loop moves them, and the loss fell from {start:.3f} to {end:.3f}."
+    ).format(start=start, end=_mean_loss(model, batches))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,19 +338,27 @@ def cmp(name: str, dt: Any, t: torch.Tensor) -> float:
     Returns that largest difference (nan when the two cannot be compared)."""
     grad = getattr(t, "grad", None)
     if grad is None:
-        print(f"{name:7} | no autograd gradient: t.grad is None (retain_grad() before backward)")
+        print(
+            _(
+                "{name:7} | no autograd gradient: t.grad is None (retain_grad() before backward)"
+            ).format(name=name)
+        )
         return float("nan")
     if dt is None:
-        print(f"{name:7} | no hand-written gradient yet")
+        print(_("{name:7} | no hand-written gradient yet").format(name=name))
         return float("nan")
     try:
         mine = torch.as_tensor(dt).detach().to(grad.dtype)
     except Exception:
-        print(f"{name:7} | {a_type(dt)}, not a tensor of numbers")
+        print(_("{name:7} | {type}, not a tensor of numbers").format(name=name, type=a_type(dt)))
         return float("nan")
     if mine.shape != grad.shape:
         got, want = tuple(mine.shape), tuple(grad.shape)
-        print(f"{name:7} | shape {got}, but the gradient has shape {want}")
+        print(
+            _("{name:7} | shape {got}, but the gradient has shape {want}").format(
+                name=name, got=got, want=want
+            )
+        )
         return float("nan")
     exact = bool(torch.equal(mine, grad))
     approximate = bool(torch.allclose(mine, grad))
@@ -360,22 +421,28 @@ def autograd_backprop(
 def _backprop_hints() -> dict[str, str]:
     """A guiding hint per gradient: what to think of, not the line to write."""
     return {
-        "logits": "start from the softmax of the logits, subtract 1 at each row's true class, "
-        "and remember that the loss is a mean over the N rows",
-        "W2": "a weight's gradient is (the gradient of the layer's output) transposed, times "
-        "the layer's input; which tensor goes into layer 2? The result has W2's shape",
-        "b2": "the bias is added to every row, so its gradient collects one term per row",
-        "h": "carry dlogits back through layer 2: a product with W2 whose result has h's shape",
-        "z1": "ReLU lets a value through only where its input was positive, and the gradient "
-        "only there too",
-        "W1": "as for W2, with layer 1's output gradient and layer 1's input",
-        "b1": "as for b2, with layer 1's output gradient",
+        "logits": _(
+            "start from the softmax of the logits, subtract 1 at each row's true class, "
+            "and remember that the loss is a mean over the N rows."
+        ),
+        "W2": _(
+            "a weight's gradient is (the gradient of the layer's output) transposed, times "
+            "the layer's input; which tensor goes into layer 2? The result has W2's shape."
+        ),
+        "b2": _("the bias is added to every row, so its gradient collects one term per row."),
+        "h": _("carry dlogits back through layer 2: a product with W2 whose result has h's shape."),
+        "z1": _(
+            "ReLU lets a value through only where its input was positive, and the gradient "
+            "only there too."
+        ),
+        "W1": _("as for W2, with layer 1's output gradient and layer 1's input."),
+        "b1": _("as for b2, with layer 1's output gradient."),
     }
 
 
 def _backprop_mistake(key: str, got: torch.Tensor, case: tuple, ref: dict) -> str | None:
     """What a classic wrong version of gradient ``key`` was, if ``got`` is one."""
-    x, y, _, _, w2, _ = case
+    x, y, _w1, _b1, w2, _b2 = case
     n = len(y)
     z1 = x @ case[2].T + case[3]
     h = torch.relu(z1)
@@ -383,22 +450,22 @@ def _backprop_mistake(key: str, got: torch.Tensor, case: tuple, ref: dict) -> st
     variants: list[tuple[torch.Tensor, str]] = []
     if key == "logits":
         p = torch.softmax(h @ w2.T + case[5], dim=1)
-        variants.append((p / n, "the one-hot target was not subtracted (softmax - onehot)"))
+        variants.append((p / n, _("the one-hot target was not subtracted (softmax - onehot)")))
     if key == "W2":
-        variants.append((ref["logits"].T @ z1, "it used z1, before the ReLU; use h, after it"))
+        variants.append((ref["logits"].T @ z1, _("it used z1, before the ReLU; use h, after it")))
     if key in ("b1", "b2"):
-        variants.append((right / n, "it is the mean over the batch; sum it instead"))
+        variants.append((right / n, _("it is the mean over the batch; sum it instead")))
     if key == "z1":
-        variants.append((ref["h"], "the ReLU mask is missing: no gradient flows where z1 <= 0"))
+        variants.append((ref["h"], _("the ReLU mask is missing: no gradient flows where z1 <= 0")))
     if key == "W1":
         no_mask = ref["h"].T @ x
-        variants.append((no_mask, "it used dh, without the ReLU mask; use dz1"))
+        variants.append((no_mask, _("it used dh, without the ReLU mask; use dz1")))
     if key == "b1":
-        variants.append((ref["h"].sum(0), "it summed dh, without the ReLU mask; sum dz1"))
+        variants.append((ref["h"].sum(0), _("it summed dh, without the ReLU mask; sum dz1")))
     variants += [
-        (right * n, "it is N times too large: the 1/N of the mean is missing"),
-        (right / n, "it is N times too small: the 1/N was applied twice"),
-        (-right, "it has the wrong sign"),
+        (right * n, _("it is N times too large: the 1/N of the mean is missing")),
+        (right / n, _("it is N times too small: the 1/N was applied twice")),
+        (-right, _("it has the wrong sign")),
     ]
     for value, what in variants:
         if value.shape == got.shape and torch.allclose(got, value, rtol=1e-5, atol=1e-9):
@@ -409,8 +476,10 @@ def _backprop_mistake(key: str, got: torch.Tensor, case: tuple, ref: dict) -> st
 def _as_gradient(value: Any, key: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor) and value.requires_grad:
         raise NotYet(
-            f"your d{key} is a tensor that requires grad: it was computed with autograd.",
-            "compute every gradient from the forward values with plain tensor operations.",
+            _("your d{key} is a tensor that requires grad: it was computed with autograd.").format(
+                key=key
+            ),
+            _("compute every gradient from the forward values with plain tensor operations."),
         )
     try:
         if isinstance(value, torch.Tensor):
@@ -418,15 +487,19 @@ def _as_gradient(value: Any, key: str) -> torch.Tensor:
         return torch.as_tensor(np.asarray(value, dtype=np.float64))
     except Exception:
         raise NotYet(
-            f"your d{key} is {a_type(value)}, not a tensor of numbers.",
-            "return a dict of tensors, e.g. {'logits': dlogits, 'W2': dW2, ...}.",
+            _("your d{key} is {type}, not a tensor of numbers.").format(
+                key=key, type=a_type(value)
+            ),
+            _("return a dict of tensors, e.g. {'logits': dlogits, 'W2': dW2, ...}."),
         ) from None
 
 
 @checker(
     "backprop",
-    expects="a function backprop(x, y, W1, b1, W2, b2) that returns a dict of gradients: "
-    "logits, W2, b2, h, z1, W1, b1",
+    expects=i18n.N_(
+        "a function backprop(x, y, W1, b1, W2, b2) that returns a dict of gradients: "
+        "logits, W2, b2, h, z1, W1, b1"
+    ),
 )
 def check_backprop(backprop: Callable[..., Any]) -> str:
     """``backprop(x, y, W1, b1, W2, b2)`` -> the hand-written gradients, compared with autograd."""
@@ -436,10 +509,13 @@ def check_backprop(backprop: Callable[..., Any]) -> str:
     hints = _backprop_hints()
     if not isinstance(result, dict):
         raise NotYet(
-            f"your function returned {a_type(result)}; return a dict with one gradient per "
-            f"name: {', '.join(BACKPROP_KEYS)}.",
-            "end with return {'logits': dlogits, 'W2': dW2, 'b2': db2, 'h': dh, 'z1': dz1, "
-            "'W1': dW1, 'b1': db1}.",
+            _(
+                "your function returned {type}; return a dict with one gradient per name: {names}."
+            ).format(type=a_type(result), names=", ".join(BACKPROP_KEYS)),
+            _(
+                "end with return {'logits': dlogits, 'W2': dW2, 'b2': db2, 'h': dh, 'z1': dz1, "
+                "'W1': dW1, 'b1': db1}."
+            ),
         )
     named = {}
     for key in BACKPROP_KEYS:
@@ -449,41 +525,60 @@ def check_backprop(backprop: Callable[..., Any]) -> str:
     missing = [k for k in BACKPROP_KEYS if k not in named]
     if missing:
         raise NotYet(
-            f"the dict has no gradient for {', '.join(missing)}; it needs one for each of "
-            f"{', '.join(BACKPROP_KEYS)}.",
-            "one entry per tensor of the forward pass, keyed by its name, e.g. 'W1': dW1.",
+            _("the dict has no gradient for {missing}; it needs one for each of {names}.").format(
+                missing=", ".join(missing), names=", ".join(BACKPROP_KEYS)
+            ),
+            _("one entry per tensor of the forward pass, keyed by its name, e.g. 'W1': dW1."),
         )
     ref = autograd_backprop(*case)
     right: list[str] = []
     for key in BACKPROP_KEYS:
         got = _as_gradient(named[key], key)
         want = ref[key]
-        before = f", while {', '.join('d' + k for k in right)} match it" if right else ""
+        fields = {"key": key, "right": ", ".join("d" + k for k in right)}
         if got.shape != want.shape:
-            transposed = got.dim() == 2 and got.shape == want.T.shape
+            if got.dim() == 2 and got.shape == want.T.shape:
+                symptom = _(
+                    "d{key} has shape {got}, but {key} has shape {want}: it is the transpose. "
+                    "A gradient always has the shape of its tensor."
+                )
+            else:
+                symptom = _(
+                    "d{key} has shape {got}, but {key} has shape {want}. "
+                    "A gradient always has the shape of its tensor."
+                )
             raise NotYet(
-                f"d{key} has shape {tuple(got.shape)}, but {key} has shape "
-                f"{tuple(want.shape)}"
-                + (": it is the transpose." if transposed else ".")
-                + " A gradient always has the shape of its tensor.",
-                hints[key] + ".",
+                symptom.format(got=tuple(got.shape), want=tuple(want.shape), **fields), hints[key]
             )
         if not torch.isfinite(got).all():
-            raise NotYet(f"d{key} holds nan or inf{before}.", hints[key] + ".")
+            if right:
+                symptom = _("d{key} holds nan or inf, while {right} match it.")
+            else:
+                symptom = _("d{key} holds nan or inf.")
+            raise NotYet(symptom.format(**fields), hints[key])
         if not torch.allclose(got, want, rtol=1e-5, atol=1e-6 * want.abs().max().item()):
             what = _backprop_mistake(key, got, case, ref)
             maxdiff = (got - want).abs().max().item()
-            raise NotYet(
-                f"d{key} differs from autograd (maxdiff {maxdiff:.1e}){before}"
-                + (f": {what}." if what else "."),
-                hints[key] + ".",
-            )
+            if right and what:
+                symptom = _(
+                    "d{key} differs from autograd (maxdiff {maxdiff:.1e}), while {right} match "
+                    "it: {what}."
+                )
+            elif right:
+                symptom = _(
+                    "d{key} differs from autograd (maxdiff {maxdiff:.1e}), while {right} match it."
+                )
+            elif what:
+                symptom = _("d{key} differs from autograd (maxdiff {maxdiff:.1e}): {what}.")
+            else:
+                symptom = _("d{key} differs from autograd (maxdiff {maxdiff:.1e}).")
+            raise NotYet(symptom.format(maxdiff=maxdiff, what=what, **fields), hints[key])
         right.append(key)
     n, d = case[0].shape
-    return (
-        f"all seven gradients match autograd on a fresh batch (N = {n}, D = {d}, "
-        f"H = {case[2].shape[0]}, C = {case[4].shape[0]}), written out by hand."
-    )
+    return _(
+        "all seven gradients match autograd on a fresh batch (N = {n}, D = {d}, "
+        "H = {h}, C = {c}), written out by hand."
+    ).format(n=n, d=d, h=case[2].shape[0], c=case[4].shape[0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,7 +653,10 @@ def accuracy_case(seed: int = 0) -> tuple[KnownAnswers, DataLoader, tuple[int, .
     return model, loader, eval_correct
 
 
-@checker("accuracy", expects="a function accuracy(model, loader) that returns one number in [0, 1]")
+@checker(
+    "accuracy",
+    expects=i18n.N_("a function accuracy(model, loader) that returns one number in [0, 1]"),
+)
 def check_accuracy(accuracy: Callable[..., Any]) -> str:
     """``accuracy(model, loader)`` -> correct predictions / images, a number in [0, 1]."""
     model, loader, correct = accuracy_case(draw("accuracy"))
@@ -567,60 +665,90 @@ def check_accuracy(accuracy: Callable[..., Any]) -> str:
     result = call(accuracy, model, loader, forbidden=ACCURACY_FORBIDDEN)
     if isinstance(result, (tuple, list)):
         raise NotYet(
-            f"your function returned {a_type(result)}; return one number, the accuracy.",
-            "return correct / total.",
+            _("your function returned {type}; return one number, the accuracy.").format(
+                type=a_type(result)
+            ),
+            _("return correct / total."),
         )
     value = as_float(result, "your function")
     sizes = [len(y) for _, y in loader]
-    steps = "switch to eval mode and turn gradients off; for each batch, the predicted class "
-    steps += "is the largest output; count the correct ones and the images, then divide once."
+    steps = _(
+        "switch to eval mode and turn gradients off; for each batch, the predicted class "
+        "is the largest output; count the correct ones and the images, then divide once."
+    )
     if not model.modes_seen:
         raise NotYet(
-            "your function never called the model: the accuracy is measured by running the "
-            "model on every batch of the loader.",
+            _(
+                "your function never called the model: the accuracy is measured by running the "
+                "model on every batch of the loader."
+            ),
             steps,
         )
     if len(model.modes_seen) < len(loader):
         raise NotYet(
-            f"your function ran the model on {len(model.modes_seen)} of the loader's "
-            f"{len(loader)} batches: measure on all of them.",
+            _(
+                "your function ran the model on {ran} of the loader's {batches} batches: "
+                "measure on all of them."
+            ).format(ran=len(model.modes_seen), batches=len(loader)),
             steps,
         )
     if any(model.modes_seen):
         raise NotYet(
-            "the model ran in train mode: call model.eval() before measuring (dropout and "
-            "batch norm act differently when training, and this model does too).",
+            _(
+                "the model ran in train mode: call model.eval() before measuring (dropout and "
+                "batch norm act differently when training, and this model does too)."
+            ),
             steps,
         )
     if not np.isfinite(value):
-        raise NotYet(f"your function returned {value}; return correct / total.", steps)
+        raise NotYet(
+            _("your function returned {value}; return correct / total.").format(value=value),
+            steps,
+        )
     if abs(value - expected) > 1e-6:
         wrong = {
-            "a percentage; return a fraction in [0, 1]": 100 * expected,
-            "the number of correct predictions; divide it by the number of images": sum(correct),
-            f"the mean of the batches' accuracies, but the last batch is smaller ({sizes[-1]} "
-            f"images, not {BATCH}): count the correct ones and divide by the total once": float(
+            _("you returned a percentage; return a fraction in [0, 1]."): 100 * expected,
+            _(
+                "you returned the number of correct predictions; divide it by the number of images."
+            ): sum(correct),
+            _(
+                "you returned the mean of the batches' accuracies, but the last batch is smaller "
+                "({last} images, not {batch}): count the correct ones and divide by the total "
+                "once."
+            ).format(last=sizes[-1], batch=BATCH): float(
                 np.mean([k / s for k, s in zip(correct, sizes, strict=True)])
             ),
-            "correct / (number of batches x batch size), but the last batch is smaller: "
-            "divide by the number of images you counted": sum(correct) / (len(sizes) * BATCH),
-            "the share of WRONG predictions": 1 - expected,
+            _(
+                "you returned correct / (number of batches x batch size), but the last batch is "
+                "smaller: divide by the number of images you counted."
+            ): sum(correct) / (len(sizes) * BATCH),
+            _("you returned the share of WRONG predictions."): 1 - expected,
         }
-        for what, number in wrong.items():
+        for message, number in wrong.items():
             if abs(value - number) < 1e-6:
-                raise NotYet(f"you returned {what}.", steps)
-        raise NotYet(
-            f"on a test model whose accuracy is known, your number is too "
-            f"{'high' if value > expected else 'low'} (and none of the usual mistakes gives it).",
-            steps,
-        )
+                raise NotYet(message, steps)
+        if value > expected:
+            symptom = _(
+                "on a test model whose accuracy is known, your number is too high (and none of "
+                "the usual mistakes gives it)."
+            )
+        else:
+            symptom = _(
+                "on a test model whose accuracy is known, your number is too low (and none of "
+                "the usual mistakes gives it)."
+            )
+        raise NotYet(symptom, steps)
     if any(model.grad_seen):
         raise NotYet(
-            "the number is right, but gradients were recorded during the measurement: wrap "
-            "the loop in `with torch.no_grad():` (it saves memory and time).",
+            _(
+                "the number is right, but gradients were recorded during the measurement: wrap "
+                "the loop in `with torch.no_grad():` (it saves memory and time)."
+            ),
             steps,
         )
-    return f"{sum(correct)} of {n} right = {expected:.4f}, in eval mode, without gradients."
+    return _("{right} of {n} right = {accuracy:.4f}, in eval mode, without gradients.").format(
+        right=sum(correct), n=n, accuracy=expected
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -630,39 +758,49 @@ def check_accuracy(accuracy: Callable[..., Any]) -> str:
 QUIZ: dict[int, quiz.Question] = {
     1: quiz.Question(
         0.85,
-        "OneCycleLR cycles the momentum against the rate (cycle_momentum=True): 0.95 at the "
-        "start, base_momentum = 0.85 at the peak rate, 0.95 again at the end.",
+        i18n.N_(
+            "OneCycleLR cycles the momentum against the rate (cycle_momentum=True): 0.95 at the "
+            "start, base_momentum = 0.85 at the peak rate, 0.95 again at the end."
+        ),
         tolerance=0.001,
     ),
     2: quiz.Question(
         88,
-        "55,000 = 429 x 128 + 88: the last batch holds 88 images, so view(-1, 784) makes "
-        "it 88 x 784. The -1 is whatever number makes the element count work.",
+        i18n.N_(
+            "55,000 = 429 x 128 + 88: the last batch holds 88 images, so view(-1, 784) makes "
+            "it 88 x 784. The -1 is whatever number makes the element count work."
+        ),
         tolerance=0.5,
     ),
     3: quiz.Question(
         "b",
-        "the training loss is the mean over the epoch's batches, most of them seen while the "
-        "network was still poor; the validation loss is measured once, after the epoch.",
+        i18n.N_(
+            "the training loss is the mean over the epoch's batches, most of them seen while the "
+            "network was still poor; the validation loss is measured once, after the epoch."
+        ),
     ),
     4: quiz.Question(
         "b",
-        "backward() adds to .grad, it never overwrites it, and step() reads .grad without "
-        "clearing it; so without zero_grad(), .grad after batch k is g1 + ... + gk and each "
-        "step uses that running sum in place of the batch's gradient. For plain SGD that is "
-        "momentum 1 (PyTorch's buffer is buf = m * buf + g): no old gradient is ever "
-        "forgotten. No error is raised.",
+        i18n.N_(
+            "backward() adds to .grad, it never overwrites it, and step() reads .grad without "
+            "clearing it; so without zero_grad(), .grad after batch k is g1 + ... + gk and each "
+            "step uses that running sum in place of the batch's gradient. For plain SGD that is "
+            "momentum 1 (PyTorch's buffer is buf = m * buf + g): no old gradient is ever "
+            "forgotten. No error is raised."
+        ),
     ),
     5: quiz.Question(
         "c",
-        "in the measured 100 epochs the training loss falls to almost 0 and the validation "
-        "accuracy stays on its plateau, while the validation loss climbs from its minimum: "
-        "over-fitting that shows in the loss only. One explanation, not measured here: the "
-        "network grows over-confident on the images it gets wrong.",
+        i18n.N_(
+            "in the measured 100 epochs the training loss falls to almost 0 and the validation "
+            "accuracy stays on its plateau, while the validation loss climbs from its minimum: "
+            "over-fitting that shows in the loss only. One explanation, not measured here: the "
+            "network grows over-confident on the images it gets wrong."
+        ),
     ),
 }
 
 
 def check_quiz(answers: Any) -> quiz.QuizResult:
     """Mark the chapter's quiz (``answers = {1: 0.85, 2: ..., ...}``)."""
-    return quiz.check("chapter 5", QUIZ, answers)
+    return quiz.check("chapter 5", QUIZ, answers, module=__name__)

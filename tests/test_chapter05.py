@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_course import chapter05, exercises
+from mnist_course import chapter05, exercises, i18n
 
 
 @pytest.fixture(autouse=True)
@@ -762,3 +762,40 @@ def test_the_last_batch_size_named_is_the_one_checked():
     seed = exercises.SEED + exercises._draws["accuracy"] - 1  # the seed that check drew
     _, loader, _ = chapter05.accuracy_case(seed)
     assert [len(y) for _, y in loader][-1] == int(size[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Feedback in Chinese
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def chinese():
+    """Feedback in Chinese for one test, English again afterwards (whatever the test does)."""
+    i18n.set_language("zh")
+    try:
+        yield
+    finally:
+        i18n.set_language("en")
+
+
+def test_feedback_in_chinese(chinese, capsys):
+    """The chapter's catalog speaks: a symptom with the mistake named, its hint, a success
+    line, cmp's messages and a quiz explanation."""
+    wrong = chapter05.check_backprop(wrong_backprop("b1", lambda g, *a: -g["b1"]), hint=2)
+    assert not wrong.ok
+    assert wrong.message.startswith("db1 与自动求导的结果不同（maxdiff ")
+    assert "，而 dlogits, dW2, db2, dh, dz1, dW1 是一致的：它的符号反了。" in wrong.message
+    assert "与 b2 的做法相同，只是换成第 1 层输出的梯度。" in wrong.message
+    assert "differs from autograd" not in wrong.message and "wrong sign" not in wrong.message
+    right = chapter05.check_accuracy(accuracy())
+    assert right.ok
+    assert right.message == "74 张图像中预测对了 50 张 = 0.6757，在评估模式下、不计算梯度。"
+    w = torch.ones(2, requires_grad=True)
+    assert np.isnan(chapter05.cmp("w", None, w))
+    assert (
+        capsys.readouterr().out
+        == "w       | 没有自动求导的梯度：t.grad 是 None（请在 backward 之前调用 retain_grad()）\n"
+    )
+    marked = chapter05.check_quiz({2: 88})
+    assert "最后一个批量有 88 张图像" in marked.lines[1], marked.lines[1]
