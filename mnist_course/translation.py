@@ -136,6 +136,7 @@ class FeedbackTranslator:
         # a shorter message that could match the same line less precisely
         self.messages = sorted(found, key=lambda m: -len(FIELD.sub("", m.english)))
         self.heads = [message_pattern(head) for head in FEEDBACK_HEADS]
+        self._seen: dict[str, tuple[str, int] | None] = {}
 
     def is_feedback(self, text: str) -> bool:
         """Whether ``text`` (an output) is the checkers' feedback: its first line says so."""
@@ -144,19 +145,37 @@ class FeedbackTranslator:
 
     def message(self, english: str) -> str | None:
         """One English message (its fields filled in) translated, or None if none matches."""
+        found = self._reading(english)
+        return found[0] if found is not None else None
+
+    def _reading(self, english: str) -> tuple[str, int] | None:
+        """The translation of the reading of ``english`` that explains most of its text by the
+        catalogs' fixed text (its messages' and, inside, its fields' messages'), and how much.
+
+        "Correct (momentum_step): 4 steps match ..." is the Feedback line around the message
+        "{steps} steps match ...", not that message with the steps "Correct (momentum_step): 4".
+        """
+        if english in self._seen:
+            return self._seen[english]
+        self._seen[english] = None  # (a field never holds the whole text again)
+        best: tuple[str, int] | None = None
         for message in self.messages:
             match = message.pattern.fullmatch(english)
             if match is None:
                 continue
             values: dict[str, str] = {}
+            explained = len(FIELD.sub("", message.english))
             for name, value in match.groupdict().items():
-                translated = self.message(value)
-                if translated is None and name in MESSAGE_FIELDS:
+                inner = self._reading(value)
+                if inner is None and name in MESSAGE_FIELDS:
                     break  # this reading leaves English in a message: try the next
-                values[name] = value if translated is None else translated
+                values[name] = value if inner is None else inner[0]
+                explained += 0 if inner is None else inner[1]
             else:
-                return fill(message.translated, values)
-        return None
+                if best is None or explained > best[1]:
+                    best = (fill(message.translated, values), explained)
+        self._seen[english] = best
+        return best
 
     def output(self, english: str) -> str | None:
         """A whole feedback output (one message a line: a quiz's lines) translated, or None."""

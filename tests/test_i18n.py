@@ -215,20 +215,30 @@ GLOSSARY_EXCEPTIONS = {
         "normalisation",
         "a normalisation layer (batch_norm, instance_norm, layer_norm, ...)",
     ),
+    # code: the attribute `bias` of nn.Linear, in an expression.
+    ("chapter04", "bias", "... computes x @ weight.T + bias."),
 }
 # Code in a message: {fields}, `...`, 'key', calls f(x, labels), dotted names, subscripts,
 # snake_case names.
-CODE = re.compile(r"\{[^{}]*\}|`[^`]*`|'\w+'|\w+\([^()]*\)|\w+(?:\.\w+)+|\w*\[[^\]]*\]|\w+_\w+")
+CODE = re.compile(r"\{[^{}]*\}|`[^`]*`|'\w+'|[\w.]+\([^()]*\)|\w+(?:\.\w+)+|\w*\[[^\]]*\]|\w+_\w+")
+
+
+# English forms the messages use beside the glossary's: "batch norm frozen" is not a batch.
+MORE_FORMS = {"batch normalisation": ["batch norm"]}
+ACRONYM = re.compile(r"[A-Z][A-Za-z]*[A-Z][A-Za-z]*")
 
 
 def glossary() -> list[tuple[list[str], list[str], str]]:
-    """(English forms, Chinese forms, the chapter that introduces it) of each glossary row."""
+    """(English forms, Chinese forms, the chapter that introduces it) of each glossary row.
+    An acronym (SGD, MLP) is a Chinese form too: Chinese text writes it as it is."""
     rows = []
     for line in (ROOT / "notebooks" / "glossary.md").read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and len(cells) == 4 and not set(cells[0]) <= set("-"):
             english = [f.strip() for f in re.split(r"[()]", cells[0]) if f.strip()]
             forms = [f.strip() for f in re.split(r"[（）]", cells[1]) if f.strip()]
+            forms += [form for form in english if ACRONYM.fullmatch(form)]
+            english += MORE_FORMS.get(english[0], [])
             rows.append((english, forms, re.sub(r"\D", "", cells[3].split("]")[0])))
     return rows[1:]
 
