@@ -24,8 +24,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mnist_course import data, models, quiz
-from mnist_course.exercises import NotYet, a_type, as_array, as_float, call, checker, close, draw
+from mnist_course import data, i18n, models, quiz
+from mnist_course.exercises import (
+    NotYet,
+    a_type,
+    as_array,
+    as_float,
+    call,
+    checker,
+    close,
+    draw,
+    translated_labels,
+)
+
+_ = i18n.translator(__name__)
 
 EXERCISES: tuple[str, ...] = (
     "conv_arithmetic",
@@ -55,7 +67,7 @@ CONV_LIBRARY = [
 ]
 # The operators behind every convolution, pooling and unfold, however they are reached.
 CONV_OPS: dict[str, str] = {
-    name: "a convolution or pooling layer of PyTorch (write the arithmetic yourself)"
+    name: i18n.N_("a convolution or pooling layer of PyTorch (write the arithmetic yourself)")
     for name in (
         "aten::convolution",
         "aten::_convolution",
@@ -120,54 +132,68 @@ def _conv_parameters(in_channels: int, out_channels: int, kernel: int) -> int:
 def _read_int(value: Any, what: str) -> float:
     number = as_float(value, what)
     if not math.isfinite(number):
-        raise NotYet(f"{what} returned {number}; return a whole number.")
+        raise NotYet(
+            _("{what} returned {number}; return a whole number.").format(what=what, number=number)
+        )
     return number
 
 
 _SIZE_MISTAKES: dict[str, Callable[[int, int, int, int], float]] = {
-    "one position short: a 5-wide filter fits in 28 pixels at 24 places (0 to 23), "
-    "so add 1.": lambda n, k, s, p: (n + 2 * p - k) // s,
-    "padding adds p pixels on BOTH sides of the image: use 2 * padding.": lambda n, k, s, p: (
-        (n + p - k) // s + 1
+    i18n.N_(
+        "one position short: a 5-wide filter fits in 28 pixels at 24 places (0 to 23), so add 1."
+    ): lambda n, k, s, p: (n + 2 * p - k) // s,
+    i18n.N_("padding adds p pixels on BOTH sides of the image: use 2 * padding."): (
+        lambda n, k, s, p: (n + p - k) // s + 1
     ),
-    "the stride is missing: the window jumps `stride` pixels at a time, so divide "
-    "(size + 2p - k) by the stride.": lambda n, k, s, p: n + 2 * p - k + 1,
-    "PyTorch drops a window that would stick out past the edge: round DOWN (use //), "
-    "not up.": lambda n, k, s, p: -((-(n + 2 * p - k)) // s) + 1,
+    i18n.N_(
+        "the stride is missing: the window jumps `stride` pixels at a time, so divide "
+        "(size + 2p - k) by the stride."
+    ): lambda n, k, s, p: n + 2 * p - k + 1,
+    i18n.N_(
+        "PyTorch drops a window that would stick out past the edge: round DOWN (use //), not up."
+    ): lambda n, k, s, p: -((-(n + 2 * p - k)) // s) + 1,
 }
 
 _PARAM_MISTAKES: dict[str, Callable[[int, int, int], float]] = {
-    "each output channel also has one bias: add out_channels.": lambda i, o, k: o * i * k * k,
-    "each filter looks at ALL input channels: it has in_channels * k * k weights.": (
+    i18n.N_("each output channel also has one bias: add out_channels."): (
+        lambda i, o, k: o * i * k * k
+    ),
+    i18n.N_("each filter looks at ALL input channels: it has in_channels * k * k weights."): (
         lambda i, o, k: o * (k * k + 1)
     ),
-    "a k x k filter has k * k weights per input channel, not k.": lambda i, o, k: o * (i * k + 1),
-    "one bias per output channel, not per input channel.": lambda i, o, k: o * i * k * k + i,
+    i18n.N_("a k x k filter has k * k weights per input channel, not k."): (
+        lambda i, o, k: o * (i * k + 1)
+    ),
+    i18n.N_("one bias per output channel, not per input channel."): (
+        lambda i, o, k: o * i * k * k + i
+    ),
 }
 
 
 def _first_mistake(
     got: list[float], cases: list[tuple[int, ...]], mistakes: dict[str, Callable[..., float]]
 ) -> str | None:
-    """The message of the typical mistake that gives exactly ``got`` on every case, if any."""
+    """The message (untranslated) of the typical mistake that gives exactly ``got`` on every
+    case, if any."""
     for message, mistake in mistakes.items():
         if all(g == mistake(*case) for g, case in zip(got, cases, strict=True)):
             return message
     return None
 
 
-_SIZE_HINT = (
+_SIZE_HINT = i18n.N_(
     "count where the window's left edge can go: from 0 to size + 2p - k, every stride pixels."
 )
-_PARAM_HINT = (
+_PARAM_HINT = i18n.N_(
     "count the weights of one filter (it looks at every input channel) and its bias, "
     "then count the filters."
 )
 
 
 def _check_sizes(fn: Callable[..., Any], cases: list[tuple[int, int, int, int]]) -> None:
+    ops = translated_labels(CONV_OPS, __name__)
     got = [
-        _read_int(call(fn, *case, forbidden=CONV_LIBRARY, ops=CONV_OPS), "conv_output_size")
+        _read_int(call(fn, *case, forbidden=CONV_LIBRARY, ops=ops), "conv_output_size")
         for case in cases
     ]
     expected = [_output_size(*case) for case in cases]
@@ -175,20 +201,35 @@ def _check_sizes(fn: Callable[..., Any], cases: list[tuple[int, int, int, int]])
         return
     i = next(i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e)
     n, k, s, p = cases[i]
-    case = f"conv_output_size({n}, kernel={k}, stride={s}, padding={p}) gave {got[i]:g}"
+    fields = {"n": n, "k": k, "s": s, "p": p, "got": got[i]}
     if any(g != int(g) for g in got):
         raise NotYet(
-            f"{case}, not a whole number: a window either fits or it does not.",
-            "use floor division //.",
+            _(
+                "conv_output_size({n}, kernel={k}, stride={s}, padding={p}) gave {got:g}, "
+                "not a whole number: a window either fits or it does not."
+            ).format(**fields),
+            _("use floor division //."),
         )
     message = _first_mistake(got, cases, _SIZE_MISTAKES)
-    direction = "too large" if got[i] > expected[i] else "too small"
-    raise NotYet(f"{case}: {message}" if message else f"{case}, {direction}.", _SIZE_HINT)
+    if message:
+        symptom = _(
+            "conv_output_size({n}, kernel={k}, stride={s}, padding={p}) gave {got:g}: {mistake}"
+        ).format(mistake=_(message), **fields)
+    elif got[i] > expected[i]:
+        symptom = _(
+            "conv_output_size({n}, kernel={k}, stride={s}, padding={p}) gave {got:g}, too large."
+        ).format(**fields)
+    else:
+        symptom = _(
+            "conv_output_size({n}, kernel={k}, stride={s}, padding={p}) gave {got:g}, too small."
+        ).format(**fields)
+    raise NotYet(symptom, _(_SIZE_HINT))
 
 
 def _check_parameters(fn: Callable[..., Any], cases: list[tuple[int, int, int]]) -> None:
+    ops = translated_labels(CONV_OPS, __name__)
     got = [
-        _read_int(call(fn, *case, forbidden=CONV_LIBRARY, ops=CONV_OPS), "conv_parameters")
+        _read_int(call(fn, *case, forbidden=CONV_LIBRARY, ops=ops), "conv_parameters")
         for case in cases
     ]
     expected = [_conv_parameters(*case) for case in cases]
@@ -196,23 +237,38 @@ def _check_parameters(fn: Callable[..., Any], cases: list[tuple[int, int, int]])
         return
     i = next(i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e)
     c_in, c_out, k = cases[i]
-    case = f"conv_parameters({c_in}, {c_out}, kernel={k}) gave {got[i]:g}"
+    fields = {"c_in": c_in, "c_out": c_out, "k": k, "got": got[i]}
     message = _first_mistake(got, cases, _PARAM_MISTAKES)
-    direction = "too many" if got[i] > expected[i] else "too few"
-    raise NotYet(f"{case}: {message}" if message else f"{case}, {direction}.", _PARAM_HINT)
+    if message:
+        symptom = _("conv_parameters({c_in}, {c_out}, kernel={k}) gave {got:g}: {mistake}").format(
+            mistake=_(message), **fields
+        )
+    elif got[i] > expected[i]:
+        symptom = _("conv_parameters({c_in}, {c_out}, kernel={k}) gave {got:g}, too many.").format(
+            **fields
+        )
+    else:
+        symptom = _("conv_parameters({c_in}, {c_out}, kernel={k}) gave {got:g}, too few.").format(
+            **fields
+        )
+    raise NotYet(symptom, _(_PARAM_HINT))
 
 
 @checker(
     "conv_arithmetic",
-    expects="both functions: check_conv_arithmetic(conv_output_size, conv_parameters), "
-    "each returning a whole number",
+    expects=i18n.N_(
+        "both functions: check_conv_arithmetic(conv_output_size, conv_parameters), "
+        "each returning a whole number"
+    ),
 )
 def check_conv_arithmetic(conv_output_size: Any, conv_parameters: Any) -> str:
     """``conv_output_size(size, kernel, stride, padding)`` and ``conv_parameters(in, out, kernel)``."""
     sizes, params = conv_cases(draw("conv_arithmetic"))
     _check_sizes(conv_output_size, sizes)
     _check_parameters(conv_parameters, params)
-    return f"sizes and parameter counts match nn.Conv2d for {len(sizes)} + {len(params)} settings."
+    return _("sizes and parameter counts match nn.Conv2d for {sizes} + {params} settings.").format(
+        sizes=len(sizes), params=len(params)
+    )
 
 
 # ----------------------------------------------------------------------------- conv_by_hand
@@ -241,7 +297,7 @@ def _reference_conv(image: torch.Tensor, weight: torch.Tensor, bias: float) -> n
     return out[0, 0].numpy()
 
 
-_CONV_HINT = (
+_CONV_HINT = i18n.N_(
     "for each output position (i, j), lay the k x k filter on the image with its top-left "
     "corner at (i, j), multiply each weight by the pixel under it, add the products up, "
     "then add the bias once."
@@ -250,51 +306,79 @@ _CONV_HINT = (
 
 @checker(
     "conv_by_hand",
-    expects="a function conv2d(image, weight, bias) that returns the output as a 2-d "
-    "tensor or array",
+    expects=i18n.N_(
+        "a function conv2d(image, weight, bias) that returns the output as a 2-d tensor or array"
+    ),
 )
 def check_conv_by_hand(conv2d: Any) -> str:
     """``conv2d(image (H, W), weight (k, k), bias)`` -> what ``F.conv2d`` computes, (H-k+1, W-k+1)."""
+    ops = translated_labels(CONV_OPS, __name__)
     for image, weight, bias in conv_inputs(draw("conv_by_hand")):
         got = as_array(
-            call(conv2d, image.clone(), weight.clone(), bias, forbidden=CONV_LIBRARY, ops=CONV_OPS),
+            call(conv2d, image.clone(), weight.clone(), bias, forbidden=CONV_LIBRARY, ops=ops),
             "conv2d",
         )
         expected = _reference_conv(image, weight, bias)
         h, w = image.shape
         k = weight.shape[0]
-        case = f"for a {h} x {w} image and a {k} x {k} filter"
+        case = {"h": h, "w": w, "k": k}
         if got.shape != expected.shape:
             raise NotYet(
-                f"{case} your output has shape {got.shape}; it should be {expected.shape}: "
-                f"the filter fits at {h - k + 1} rows and {w - k + 1} columns (no padding).",
-                "the top-left corner of the filter can go from row 0 to row H - k, "
-                "and from column 0 to column W - k.",
+                _(
+                    "for a {h} x {w} image and a {k} x {k} filter your output has shape {got}; it "
+                    "should be {expected}: the filter fits at {rows} rows and {columns} columns "
+                    "(no padding)."
+                ).format(
+                    got=got.shape,
+                    expected=expected.shape,
+                    rows=h - k + 1,
+                    columns=w - k + 1,
+                    **case,
+                ),
+                _(
+                    "the top-left corner of the filter can go from row 0 to row H - k, "
+                    "and from column 0 to column W - k."
+                ),
             )
         if close(got, expected, TOL):
             continue
         if close(got + bias, expected, TOL):
-            raise NotYet(f"{case} every value is short by the bias: add it once per output.")
+            raise NotYet(
+                _(
+                    "for a {h} x {w} image and a {k} x {k} filter every value is short by the "
+                    "bias: add it once per output."
+                ).format(**case)
+            )
         flipped = _reference_conv(image, weight.flip(0, 1), bias)
         if close(got, flipped, TOL):
             raise NotYet(
-                f"{case} you flipped the filter (the textbook convolution). nn.Conv2d does not "
-                "flip it: it lays the filter on the image as it is (a cross-correlation).",
-                _CONV_HINT,
+                _(
+                    "for a {h} x {w} image and a {k} x {k} filter you flipped the filter (the "
+                    "textbook convolution). nn.Conv2d does not flip it: it lays the filter on the "
+                    "image as it is (a cross-correlation)."
+                ).format(**case),
+                _(_CONV_HINT),
             )
         swapped = (expected.T, _reference_conv(image, weight.T, bias))  # output, filter
         if any(close(got, other, TOL) for other in swapped):
-            raise NotYet(f"{case} rows and columns are swapped.", _CONV_HINT)
+            raise NotYet(
+                _(
+                    "for a {h} x {w} image and a {k} x {k} filter rows and columns are swapped."
+                ).format(**case),
+                _(_CONV_HINT),
+            )
         i, j = np.argwhere(~np.isclose(got, expected, atol=TOL, rtol=TOL))[0]
         raise NotYet(
-            f"{case} the output at row {i}, column {j} is {got[i, j]:.4f}; "
-            f"nn.Conv2d gives {expected[i, j]:.4f}.",
-            _CONV_HINT,
+            _(
+                "for a {h} x {w} image and a {k} x {k} filter the output at row {i}, column {j} "
+                "is {got:.4f}; nn.Conv2d gives {expected:.4f}."
+            ).format(i=i, j=j, got=got[i, j], expected=expected[i, j], **case),
+            _(_CONV_HINT),
         )
-    return (
-        f"your conv2d matches nn.Conv2d on {len(CONV_CASES)} images and filters, "
+    return _(
+        "your conv2d matches nn.Conv2d on {cases} images and filters, "
         "a 28 x 28 digit-sized one with a 5 x 5 filter among them."
-    )
+    ).format(cases=len(CONV_CASES))
 
 
 # ----------------------------------------------------------------------------- batch_norm_by_hand
@@ -311,7 +395,7 @@ BN_LIBRARY = [
     "torch.nn.functional.normalize",
 ]
 BN_OPS: dict[str, str] = {
-    name: "a normalisation layer of PyTorch (write the mean and variance yourself)"
+    name: i18n.N_("a normalisation layer of PyTorch (write the mean and variance yourself)")
     for name in (
         "aten::batch_norm",
         "aten::_batch_norm_impl_index",
@@ -364,7 +448,7 @@ def _bn_with(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, dims: tup
     return (gamma.view(shape) * y + beta.view(shape)).numpy()
 
 
-_BN_HINT = (
+_BN_HINT = i18n.N_(
     "each channel gets one mean: the average over the batch and every position (dims 0, 2 "
     "and 3), and one variance: the average squared distance from that mean. Keep them in a "
     "shape that broadcasts over x, then apply the chapter's formula, eps inside the root."
@@ -372,27 +456,35 @@ _BN_HINT = (
 _CHANNEL_DIMS = (0, 2, 3)
 _BN_MISTAKES: list[tuple[str, dict[str, Any]]] = [
     (
-        "the variance is divided by the count minus 1 (torch.var's default, the unbiased "
-        "estimate); batch norm normalises with the batch's own variance, divided by the count "
-        "(correction=0, or unbiased=False).",
+        i18n.N_(
+            "the variance is divided by the count minus 1 (torch.var's default, the unbiased "
+            "estimate); batch norm normalises with the batch's own variance, divided by the count "
+            "(correction=0, or unbiased=False)."
+        ),
         {"dims": _CHANNEL_DIMS, "unbiased": True},
     ),
     (
-        "each IMAGE was normalised on its own (a mean per image and channel): batch norm "
-        "takes each channel's mean over the whole batch and every position, dims (0, 2, 3).",
+        i18n.N_(
+            "each IMAGE was normalised on its own (a mean per image and channel): batch norm "
+            "takes each channel's mean over the whole batch and every position, dims (0, 2, 3)."
+        ),
         {"dims": (2, 3)},
     ),
     (
-        "the mean and variance were taken over everything at once: each channel has its own.",
+        i18n.N_(
+            "the mean and variance were taken over everything at once: each channel has its own."
+        ),
         {"dims": (0, 1, 2, 3)},
     ),
     (
-        "eps goes inside the square root: sqrt(var + eps), not sqrt(var) + eps.",
+        i18n.N_("eps goes inside the square root: sqrt(var + eps), not sqrt(var) + eps."),
         {"dims": _CHANNEL_DIMS, "eps_outside": True},
     ),
     (
-        "the normalisation is right, but gamma and beta are missing: multiply each channel by "
-        "its gamma and add its beta.",
+        i18n.N_(
+            "the normalisation is right, but gamma and beta are missing: multiply each channel by "
+            "its gamma and add its beta."
+        ),
         {"dims": _CHANNEL_DIMS, "no_affine": True},
     ),
 ]
@@ -400,10 +492,13 @@ _BN_MISTAKES: list[tuple[str, dict[str, Any]]] = [
 
 @checker(
     "batch_norm_by_hand",
-    expects="a function batch_norm(x, gamma, beta, eps) that returns a tensor shaped like x",
+    expects=i18n.N_(
+        "a function batch_norm(x, gamma, beta, eps) that returns a tensor shaped like x"
+    ),
 )
 def check_batch_norm_by_hand(batch_norm: Any) -> str:
     """``batch_norm(x (N, C, H, W), gamma (C,), beta (C,), eps)`` -> BatchNorm2d in training mode."""
+    ops = translated_labels(BN_OPS, __name__)
     for x, gamma, beta, eps in bn_inputs(draw("batch_norm_by_hand")):
         result = call(
             batch_norm,
@@ -412,35 +507,48 @@ def check_batch_norm_by_hand(batch_norm: Any) -> str:
             beta.clone(),
             eps,
             forbidden=BN_LIBRARY,
-            ops=BN_OPS,
+            ops=ops,
         )
         got = as_array(result, "batch_norm")
         expected = _reference_bn(x, gamma, beta, eps)
-        case = f"for x of shape {tuple(x.shape)} (eps={eps:g})"
+        case = {"shape": tuple(x.shape), "eps": eps}
         if got.shape != expected.shape:
             raise NotYet(
-                f"{case} your output has shape {got.shape}; batch norm keeps the shape of x.",
-                "compute the mean and variance with keepdim=True, so they broadcast over x.",
+                _(
+                    "for x of shape {shape} (eps={eps:g}) your output has shape {got}; batch norm "
+                    "keeps the shape of x."
+                ).format(got=got.shape, **case),
+                _("compute the mean and variance with keepdim=True, so they broadcast over x."),
             )
         if close(got, expected, TOL):
             continue
         if not np.isfinite(got).all():
             raise NotYet(
-                f"{case} your output holds nan or inf: one channel of this batch is constant, "
-                "so its variance is 0. That is what eps is for: divide by sqrt(var + eps).",
-                _BN_HINT,
+                _(
+                    "for x of shape {shape} (eps={eps:g}) your output holds nan or inf: one "
+                    "channel of this batch is constant, so its variance is 0. That is what eps is "
+                    "for: divide by sqrt(var + eps)."
+                ).format(**case),
+                _(_BN_HINT),
             )
         for message, how in _BN_MISTAKES:
             with np.errstate(all="ignore"):
                 wrong = _bn_with(x, gamma, beta, eps=eps, **how)
             if close(got, wrong, TOL):
-                raise NotYet(f"{case} {message}", _BN_HINT)
+                raise NotYet(
+                    _("for x of shape {shape} (eps={eps:g}) {mistake}").format(
+                        mistake=_(message), **case
+                    ),
+                    _(_BN_HINT),
+                )
         raise NotYet(
-            f"{case} your output differs from BatchNorm2d's in training mode "
-            f"(largest difference {np.abs(got - expected).max():.3g}).",
-            _BN_HINT,
+            _(
+                "for x of shape {shape} (eps={eps:g}) your output differs from BatchNorm2d's in "
+                "training mode (largest difference {difference:.3g})."
+            ).format(difference=np.abs(got - expected).max(), **case),
+            _(_BN_HINT),
         )
-    return (
+    return _(
         "your batch_norm matches nn.BatchNorm2d in training mode: each channel normalised "
         "with the batch's own mean and variance, then scaled by gamma and shifted by beta."
     )
@@ -503,7 +611,7 @@ def _best(case: Mapping[str, tuple[float, float]], column: int, sign: int = 1) -
 
 @checker(
     "pick_on_validation",
-    expects="a function pick_model(results) that returns a model's name (a string)",
+    expects=i18n.N_("a function pick_model(results) that returns a model's name (a string)"),
 )
 def check_pick_on_validation(pick_model: Any) -> str:
     """``pick_model({name: {"val": acc, "test": acc}})`` -> the name with the best validation."""
@@ -515,41 +623,49 @@ def check_pick_on_validation(pick_model: Any) -> str:
         got = call(pick_model, results)
         if peeked:
             raise NotYet(
-                "your function looked at the test accuracy. Choose with validation only: "
-                "the test set is read once, at the very end, for the model already chosen.",
-                "results[name]['val'] is all you need: the name whose validation accuracy "
-                "is the highest.",
+                _(
+                    "your function looked at the test accuracy. Choose with validation only: "
+                    "the test set is read once, at the very end, for the model already chosen."
+                ),
+                _(
+                    "results[name]['val'] is all you need: the name whose validation accuracy "
+                    "is the highest."
+                ),
             )
         if not isinstance(got, str) or got not in case:
             shown = repr(got) if isinstance(got, (int, float, str)) else type(got).__name__
             raise NotYet(
-                f"return the NAME of the model (one of {sorted(case)}), not {shown}.",
-                "max(results, key=...) goes over the names and returns a name.",
+                _("return the NAME of the model (one of {names}), not {shown}.").format(
+                    names=sorted(case), shown=shown
+                ),
+                _("max(results, key=...) goes over the names and returns a name."),
             )
         if got == _best(case, 0):
             continue
         if got == _best(case, 1):
             raise NotYet(
-                "you chose the model with the best test accuracy; choose with validation.",
-                "results[name]['val'] is all you need.",
+                _("you chose the model with the best test accuracy; choose with validation."),
+                _("results[name]['val'] is all you need."),
             )
         if got == _best(case, 0, sign=-1):
             raise NotYet(
-                "you chose the LOWEST validation accuracy: take the highest.",
-                "among the names, take the one whose 'val' entry is the largest.",
+                _("you chose the LOWEST validation accuracy: take the highest."),
+                _("among the names, take the one whose 'val' entry is the largest."),
             )
         raise NotYet(
-            f"for {dict(case)} you chose {got!r}; the best validation accuracy is another.",
-            "results[name]['val'] is all you need: the name with the highest one.",
+            _("for {case} you chose {got!r}; the best validation accuracy is another.").format(
+                case=dict(case), got=got
+            ),
+            _("results[name]['val'] is all you need: the name with the highest one."),
         )
-    return "chosen on validation, without looking at the test accuracy."
+    return _("chosen on validation, without looking at the test accuracy.")
 
 
 # ----------------------------------------------------------------------------- break_it
 
 CHOICES = {
-    "a": "it learns about as well as the usual setting",
-    "b": "it fails: the loss becomes nan, or stays near ln 10 = 2.30 (chance)",
+    "a": i18n.N_("it learns about as well as the usual setting"),
+    "b": i18n.N_("it fails: the loss becomes nan, or stays near ln 10 = 2.30 (chance)"),
 }
 
 # case -> (model, learning rate, raw pixels?). The usual setting: pixels
@@ -560,12 +676,18 @@ BREAK_CASES: dict[str, tuple[str, float, bool]] = {
     "cnn, raw pixels": ("cnn", 0.1, True),
 }
 BREAK_HINTS = {
-    "mlp, lr=1": "with momentum 0.9 a steady step is lr / (1 - 0.9): ten times the "
-    "learning rate. What does a step 10 times larger than what worked do?",
-    "mlp, raw pixels": "raw pixels are up to 255 instead of about 2.8: the first layer's "
-    "outputs, and its gradients, are about 79 times larger.",
-    "cnn, raw pixels": "look at the layer right after the first convolution: batch norm "
-    "subtracts each channel's mean and divides by its std, whatever the input's scale.",
+    "mlp, lr=1": i18n.N_(
+        "with momentum 0.9 a steady step is lr / (1 - 0.9): ten times the "
+        "learning rate. What does a step 10 times larger than what worked do?"
+    ),
+    "mlp, raw pixels": i18n.N_(
+        "raw pixels are up to 255 instead of about 2.8: the first layer's "
+        "outputs, and its gradients, are about 79 times larger."
+    ),
+    "cnn, raw pixels": i18n.N_(
+        "look at the layer right after the first convolution: batch norm "
+        "subtracts each channel's mean and divides by its std, whatever the input's scale."
+    ),
 }
 STEPS, BATCH = 100, 64
 
@@ -643,12 +765,20 @@ def _training_data() -> tuple[torch.Tensor, torch.Tensor]:
     return _TRAINING[0]
 
 
+def _listed(items: list[str]) -> str:
+    """The items, one after another, with the language's separator ("; " in English)."""
+    # Translators: the separator between the items of a list ("; " in English).
+    return _("; ").join(items)
+
+
 def _read_predictions(predictions: Any) -> dict[str, str]:
     if not isinstance(predictions, Mapping):
         raise NotYet(
-            f"predictions is {a_type(predictions)}; make it a dict, "
-            f"{{'mlp, lr=1': 'a', ...}}, one letter per case.",
-            f"the keys are {list(BREAK_CASES)}.",
+            _(
+                "predictions is {type}; make it a dict, {{'mlp, lr=1': 'a', ...}}, one letter "
+                "per case."
+            ).format(type=a_type(predictions)),
+            _("the keys are {keys}.").format(keys=list(BREAK_CASES)),
         )
     read = {}
     for case in BREAK_CASES:
@@ -656,8 +786,10 @@ def _read_predictions(predictions: Any) -> dict[str, str]:
         letter = given.strip().strip("()").lower() if isinstance(given, str) else None
         if letter not in CHOICES:
             raise NotYet(
-                f"predict case {case!r} with one letter, 'a' or 'b' (got {given!r}).",
-                "; ".join(f"({k}) {v}" for k, v in CHOICES.items()),
+                _("predict case {case!r} with one letter, 'a' or 'b' (got {given!r}).").format(
+                    case=case, given=given
+                ),
+                _listed([f"({k}) {_(v)}" for k, v in CHOICES.items()]),
             )
         read[case] = letter
     return read
@@ -665,7 +797,7 @@ def _read_predictions(predictions: Any) -> dict[str, str]:
 
 @checker(
     "break_it",
-    expects="a dict of predictions, {'mlp, lr=1': 'a' or 'b', ...}, one letter per case",
+    expects=i18n.N_("a dict of predictions, {'mlp, lr=1': 'a' or 'b', ...}, one letter per case"),
 )
 def check_break_it(predictions: Any, *ignored: Any) -> str:
     """``predictions = {case: "a" or "b"}``; each case is run for STEPS steps and compared.
@@ -678,27 +810,54 @@ def check_break_it(predictions: Any, *ignored: Any) -> str:
         images, labels = _training_data()
     except (OSError, ValueError) as err:  # no MNIST here: say what is missing
         raise NotYet(
-            "the checker could not load the MNIST training images to run the cases "
-            f"({type(err).__name__}); run the chapter's first cells (data.load_split('train')) "
-            "and check again."
+            _(
+                "the checker could not load the MNIST training images to run the cases "
+                "({error}); run the chapter's first cells (data.load_split('train')) "
+                "and check again."
+            ).format(error=type(err).__name__)
         ) from None
     happened, stopped = {}, []
     for case, (model, lr, raw) in BREAK_CASES.items():
         finite, last_loss, steps_run = run_trial(images, labels, model, lr, raw)
         happened[case] = outcome(finite, last_loss)
         if steps_run < STEPS:
-            stopped.append(f"{case} stopped at step {steps_run}, its loss nan or inf")
-    ran = f"running each case for up to {STEPS} steps"
-    ran += f" ({'; '.join(stopped)})" if stopped else ""
+            stopped.append(
+                _("{case} stopped at step {step}, its loss nan or inf").format(
+                    case=case, step=steps_run
+                )
+            )
+    fields = {"steps": STEPS, "stopped": _listed(stopped)}
     wrong = [case for case in BREAK_CASES if happened[case] and read[case] != happened[case]]
     if wrong:
+        if stopped:
+            symptom = _(
+                "Running each case for up to {steps} steps ({stopped}): {wrong} of {total} "
+                "predictions differ from what happened ({cases})."
+            )
+        else:
+            symptom = _(
+                "Running each case for up to {steps} steps: {wrong} of {total} predictions "
+                "differ from what happened ({cases})."
+            )
         raise NotYet(
-            f"{ran[0].upper()}{ran[1:]}: {len(wrong)} of {len(BREAK_CASES)} predictions differ "
-            f"from what happened ({', '.join(wrong)}).",
-            " ".join(BREAK_HINTS[case] for case in wrong),
+            symptom.format(
+                wrong=len(wrong), total=len(BREAK_CASES), cases=", ".join(wrong), **fields
+            ),
+            " ".join(_(BREAK_HINTS[case]) for case in wrong),
         )
-    said = "; ".join(f"{case}: {CHOICES[happened[case] or read[case]]}" for case in BREAK_CASES)
-    return f"confirmed by {ran}. {said}."
+    said = _listed(
+        [
+            _("{case}: {outcome}").format(
+                case=case, outcome=_(CHOICES[happened[case] or read[case]])
+            )
+            for case in BREAK_CASES
+        ]
+    )
+    if stopped:
+        message = _("confirmed by running each case for up to {steps} steps ({stopped}). {said}.")
+    else:
+        message = _("confirmed by running each case for up to {steps} steps. {said}.")
+    return message.format(said=said, **fields)
 
 
 # ----------------------------------------------------------------------------- quiz
@@ -706,33 +865,41 @@ def check_break_it(predictions: Any, *ignored: Any) -> str:
 QUIZ: dict[int, quiz.Question] = {
     1: quiz.Question(
         16,
-        "(32 + 2 x 1 - 3) // 2 + 1 = 31 // 2 + 1 = 15 + 1 = 16: padding 1 on each side, "
-        "a window every 2 pixels.",
+        i18n.N_(
+            "(32 + 2 x 1 - 3) // 2 + 1 = 31 // 2 + 1 = 15 + 1 = 16: padding 1 on each side, "
+            "a window every 2 pixels."
+        ),
     ),
     2: quiz.Question(
         224,
-        "8 filters, each 3 x 3 x 3 = 27 weights plus 1 bias: 8 x 28 = 224.",
+        i18n.N_("8 filters, each 3 x 3 x 3 = 27 weights plus 1 bias: 8 x 28 = 224."),
     ),
     3: quiz.Question(
         "b",
-        "the best of many test scores is the luckiest one: on new data the chosen model "
-        "is expected to do a little worse. Choose on validation, report test once.",
+        i18n.N_(
+            "the best of many test scores is the luckiest one: on new data the chosen model "
+            "is expected to do a little worse. Choose on validation, report test once."
+        ),
     ),
     4: quiz.Question(
         "c",
-        "in model.eval() batch norm uses the running mean and variance it averaged during "
-        "training, so a prediction does not depend on the other images in the batch.",
+        i18n.N_(
+            "in model.eval() batch norm uses the running mean and variance it averaged during "
+            "training, so a prediction does not depend on the other images in the batch."
+        ),
     ),
     5: quiz.Question(
         "b",
-        "after one epoch, momentum 0.5 -> 0.9 never raised the validation accuracy in the "
-        "five stored seeds (it changed it by less than a point, down or not at all); the "
-        "learning rate 0.01 -> 0.1 gained many points and the one-cycle rate gained over "
-        "every constant rate, in every seed.",
+        i18n.N_(
+            "after one epoch, momentum 0.5 -> 0.9 never raised the validation accuracy in the "
+            "five stored seeds (it changed it by less than a point, down or not at all); the "
+            "learning rate 0.01 -> 0.1 gained many points and the one-cycle rate gained over "
+            "every constant rate, in every seed."
+        ),
     ),
 }
 
 
 def check_quiz(answers: Any) -> quiz.QuizResult:
     """Mark the chapter's quiz (questions in the notebook's last markdown cell)."""
-    return quiz.check("chapter 6", QUIZ, answers)
+    return quiz.check("chapter 6", QUIZ, answers, module=__name__)

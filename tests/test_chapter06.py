@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_course import chapter06, data, exercises
+from mnist_course import chapter06, data, exercises, i18n
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "06_going_further.ipynb"
@@ -804,3 +804,35 @@ def test_notebook_uses_every_exercise_once_in_order():
     notes = [c for c in nb["cells"] if c["metadata"]["slideshow"]["slide_type"] == "notes"]
     assert len(notes) >= 3
     assert "glossary.md" in "".join(nb["cells"][0]["source"])
+
+
+# ----------------------------------------------------------------------------- Chinese feedback
+
+
+@pytest.fixture
+def chinese():
+    """Feedback in Chinese for one test, English again afterwards (whatever the test does)."""
+    i18n.set_language("zh")
+    try:
+        yield
+    finally:
+        i18n.set_language("en")
+
+
+def test_feedback_in_chinese(chinese):
+    """The chapter's catalog speaks: symptoms (a typical mistake's own message among them),
+    hints, a refused operator's label, a success line, the choices and a quiz explanation."""
+    wrong = chapter06.check_conv_by_hand(CONV_MISTAKES["flipped the filter"], hint=2)
+    assert not wrong.ok
+    assert wrong.message.startswith("对 28 x 28 的图像和 5 x 5 的滤波器，你把滤波器翻转了")
+    assert "把每个权重与它下面的像素相乘" in wrong.message and "flipped" not in wrong.message
+    right = chapter06.check_conv_by_hand(conv_loops)
+    assert right.ok and right.message.startswith("你的 conv2d 在 4 组图像和滤波器上都与")
+    size_mistake = chapter06.check_conv_arithmetic(SIZE_MISTAKES["BOTH sides"], params)
+    assert "填充是在图像的两侧各加 p 个像素" in size_mistake.message, size_mistake.message
+    refused = chapter06.check_conv_arithmetic(aten_size, params)
+    assert "PyTorch 的卷积层或池化层（请自己写出计算）" in refused.message, refused.message
+    letters = chapter06.check_break_it({"mlp, lr=1": "x"}, hint=2)
+    assert "(a) 它学得与通常的设置差不多好；(b) 它失败了" in letters.message, letters.message
+    marked = chapter06.check_quiz({4: "c"})
+    assert "批归一化使用训练期间累积的滑动平均" in marked.lines[3], marked.lines[3]
