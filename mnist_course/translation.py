@@ -52,6 +52,8 @@ FIELD = re.compile(r"\{(\w+)(?:![rsa])?(?::[^{}]*)?\}")
 FIELD_TEXT = {"name": r"[\w.]+", "exercise": r"[\w.]+", "number": r"\d+", "right": r"\d+"}
 # Fields that hold a message themselves (never a number or a name): they must translate too.
 MESSAGE_FIELDS = {"message", "symptom", "hint", "explanation", "expects"}
+# English prose (three words in a row): a field left as it is may not hold any.
+PROSE = re.compile(r"[A-Za-z']{2,}(?:\s+[A-Za-z']{2,}){2,}")
 # How the checkers' feedback begins (mnist_course.exercises.Feedback, quiz.QuizResult).
 FEEDBACK_HEADS = (
     "Correct ({exercise}): {message}",
@@ -93,26 +95,46 @@ class Status:
         return line
 
 
+def _literal(text: str, formatted: bool) -> str:
+    """Fixed text of a message as it is shown: ``{{`` is ``{`` in a message that is formatted."""
+    return text.replace("{{", "{").replace("}}", "}") if formatted else text
+
+
+def _formatted(english: str) -> bool:
+    """Whether a message is filled in with str.format (it has a field, or a doubled brace)."""
+    return bool(FIELD.search(english)) or "{{" in english or "}}" in english
+
+
 def message_pattern(english: str) -> re.Pattern[str] | None:
     """The English text a message with ``{fields}`` can become, as a pattern with one group per
     field (None for a message that is only fields: it would match anything)."""
     if not FIELD.sub("", english).strip():
         return None
+    formatted = _formatted(english)
     parts, seen, last = [], set(), 0
     for field_match in FIELD.finditer(english):
-        parts.append(re.escape(english[last : field_match.start()]))
+        parts.append(re.escape(_literal(english[last : field_match.start()], formatted)))
         name = field_match.group(1)
         text = FIELD_TEXT.get(name, ".+?")
         parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>{text})")
         seen.add(name)
         last = field_match.end()
-    parts.append(re.escape(english[last:]))
+    parts.append(re.escape(_literal(english[last:], formatted)))
     return re.compile("".join(parts))  # a field never spans lines
 
 
-def fill(template: str, values: dict[str, str]) -> str:
-    """``template`` with each ``{field}`` replaced by its value (as text, already formatted)."""
-    return FIELD.sub(lambda found: values.get(found.group(1), found.group(0)), template)
+def fill(template: str, values: dict[str, str], formatted: bool = True) -> str:
+    """``template`` with each ``{field}`` replaced by its value (as text, already formatted),
+    as str.format shows it (``{{`` as ``{``) when ``formatted``."""
+    if not formatted:
+        return template
+    pieces, last = [], 0
+    for found in FIELD.finditer(template):
+        pieces.append(_literal(template[last : found.start()], True))
+        pieces.append(values.get(found.group(1), found.group(0)))
+        last = found.end()
+    pieces.append(_literal(template[last:], True))
+    return "".join(pieces)
 
 
 @dataclass(frozen=True)
@@ -127,8 +149,12 @@ class FeedbackTranslator:
 
     def __init__(self, language: str) -> None:
         found = []
+        # list separators ("; " in English): a message that is only punctuation and spaces
+        self.separators: dict[str, str] = {}
         for domain in i18n.domains(language):
             for english, translated in i18n.messages(domain, language).items():
+                if english.strip() and not re.search(r"\w", english):
+                    self.separators[english] = translated
                 pattern = message_pattern(english)
                 if pattern is not None:
                     found.append(_Message(english, translated, pattern))
@@ -166,16 +192,30 @@ class FeedbackTranslator:
             values: dict[str, str] = {}
             explained = len(FIELD.sub("", message.english))
             for name, value in match.groupdict().items():
-                inner = self._reading(value)
-                if inner is None and name in MESSAGE_FIELDS:
-                    break  # this reading leaves English in a message: try the next
+                inner = self._reading(value) or self._list_reading(value)
+                if inner is None and (name in MESSAGE_FIELDS or PROSE.search(value)):
+                    break  # this reading leaves English in the text: try the next
                 values[name] = value if inner is None else inner[0]
                 explained += 0 if inner is None else inner[1]
             else:
                 if best is None or explained > best[1]:
-                    best = (fill(message.translated, values), explained)
+                    translated = fill(message.translated, values, _formatted(message.english))
+                    best = (translated, explained)
         self._seen[english] = best
         return best
+
+    def _list_reading(self, english: str) -> tuple[str, int] | None:
+        """A list of messages joined by a catalog's separator ("; "), each item translated."""
+        for separator, translated in self.separators.items():
+            if separator not in english:
+                continue
+            items = [self._reading(item) for item in english.split(separator)]
+            if all(item is not None for item in items):
+                return (
+                    translated.join(item[0] for item in items),  # type: ignore[index]
+                    sum(item[1] for item in items) + len(separator) * (len(items) - 1),  # type: ignore[index]
+                )
+        return None
 
     def output(self, english: str) -> str | None:
         """A whole feedback output (one message a line: a quiz's lines) translated, or None."""
