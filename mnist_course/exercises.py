@@ -42,9 +42,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from mnist_course import i18n
 
@@ -325,7 +322,7 @@ def _children(obj: Any) -> list[Any]:
     if isinstance(obj, (dict, list, tuple, set, frozenset)):
         items = obj.values() if isinstance(obj, dict) else obj
         return list(itertools.islice(items, 200))
-    if isinstance(obj, (types.ModuleType, type, np.ndarray, torch.Tensor, str, bytes)):
+    if isinstance(obj, (types.ModuleType, type, np.ndarray, str, bytes)) or _is_tensor(obj):
         return []
     if isinstance(obj, types.BuiltinFunctionType):  # np.logaddexp.reduce is bound to np.logaddexp
         owner = getattr(obj, "__self__", None)
@@ -397,52 +394,30 @@ def _label(path: str) -> str:
     return f"`{path.removesuffix('.__init__')}`"
 
 
-class _OpGuard(TorchDispatchMode):
-    """Refuses PyTorch operators by name (``aten::_softmax``), whichever function reached them."""
+@contextlib.contextmanager
+def _torch_guards(
+    functions: dict[int, str], ops: dict[str, str], no_autograd: bool, called: list[str]
+) -> Iterator[None]:
+    """PyTorch's guards (mnist_course.guards) around the learner's call, when PyTorch is loaded
+    (resolving a forbidden torch path loads it) or the check needs them; otherwise none: code
+    that never imported torch cannot reach a torch function (chapter 1 runs without PyTorch)."""
+    if not (ops or no_autograd or "torch" in sys.modules):
+        yield
+        return
+    from mnist_course import guards
 
-    def __init__(self, ops: dict[str, str], called: list[str]) -> None:
-        super().__init__()
-        self.ops = ops
-        self.called = called
-
-    def __torch_dispatch__(self, func: Any, types_: Any, args: Any = (), kwargs: Any = None) -> Any:
-        label = self.ops.get(func._schema.name)
-        if label:
-            self.called.append(label)
-            raise ForbiddenCall(label)
-        return func(*args, **(kwargs or {}))
+    autograd = _("autograd (write the gradient out yourself)")
+    with (
+        guards.FunctionGuard(functions, no_autograd, called, autograd),
+        guards.OpGuard(ops, called),
+    ):
+        yield
 
 
-_AUTOGRAD_NAMES = {"requires_grad_", "backward", "grad", "_make_dual", "jvp", "vjp"}
-
-
-class _FunctionGuard(TorchFunctionMode):
-    """Refuses torch functions by identity and, with ``no_autograd``, any use of autograd."""
-
-    def __init__(self, functions: dict[int, str], no_autograd: bool, called: list[str]) -> None:
-        super().__init__()
-        self.functions = functions
-        self.no_autograd = no_autograd
-        self.called = called
-
-    def _refuse(self, label: str) -> None:
-        self.called.append(label)
-        raise ForbiddenCall(label)
-
-    def __torch_function__(self, func: Any, types_: Any, args: Any = (), kwargs: Any = None) -> Any:
-        label = self.functions.get(id(func))
-        if label:
-            self._refuse(label)
-        autograd = _("autograd (write the gradient out yourself)")
-        if self.no_autograd and (
-            getattr(func, "__name__", "") in _AUTOGRAD_NAMES
-            or torch._C._functorch.peek_interpreter_stack() is not None
-        ):
-            self._refuse(autograd)
-        result = func(*args, **(kwargs or {}))
-        if self.no_autograd and isinstance(result, torch.Tensor) and result.requires_grad:
-            self._refuse(autograd)
-        return result
+def _is_tensor(value: Any) -> bool:
+    """Whether ``value`` is a torch tensor (without importing PyTorch when it is not loaded)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 @contextlib.contextmanager
@@ -504,8 +479,7 @@ def run_learner(
     try:
         with (
             forbid(forbidden, _globals_of(fn)) as called,
-            _FunctionGuard(originals, no_autograd, called),
-            _OpGuard(ops or {}, called),
+            _torch_guards(originals, ops or {}, no_autograd, called),
             np.errstate(all="ignore"),
             warnings.catch_warnings(),
             time_limit(TIME_LIMIT),
@@ -602,7 +576,7 @@ def as_array(value: Any, what: str = WHAT, want: str = ARRAY) -> np.ndarray:
             )
         )
     try:
-        if isinstance(value, torch.Tensor):
+        if _is_tensor(value):
             value = value.detach().cpu().double().numpy()
         array = np.asarray(value, dtype=np.float64)
     except Exception:

@@ -391,3 +391,41 @@ def test_a_type_reads_as_english():
     assert ex.a_type([]) == "a list"
     assert ex.a_type(np.uint8(3)) == "a uint8"
     assert ex.a_type(np.add) == "a ufunc"
+
+
+# In a fresh process: whether the checkers load PyTorch, and still refuse it once loaded.
+WITHOUT_TORCH = """
+import sys
+from mnist_course import chapter01, exercises, plots, quiz
+assert "torch" not in sys.modules, "chapter 1's modules loaded PyTorch"
+import numpy as np
+
+def softmax(z):  # imports torch only when called, and calls a forbidden torch function
+    import torch
+    return torch.softmax(torch.as_tensor(z), dim=-1).numpy()
+
+def mine(z):
+    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+z = np.zeros((2, 3))
+assert np.allclose(exercises.call(mine, z), 1 / 3)
+assert "torch" not in sys.modules, "a check without torch paths loaded PyTorch"
+try:
+    exercises.call(softmax, z, forbidden=["torch.softmax"])
+except exercises.NotYet as refused:
+    print(refused.symptom)
+else:
+    raise AssertionError("torch.softmax was not refused")
+"""
+
+
+def test_chapter_1_runs_without_pytorch_and_a_forbidden_torch_path_still_loads_the_guards():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "without `torch.softmax`" in done.stdout
