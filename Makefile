@@ -28,7 +28,7 @@ LAB_DIR ?= notebooks
 UPGRADE_PIP ?= 1
 
 .PHONY: install install-dev check-python lab test format notebooks translations messages student \
-	slides lock \
+	slides book lock \
 	clean \
 	hub hub-install hub-update
 
@@ -143,6 +143,24 @@ SLIDE_NOTEBOOKS ?= notebooks/*.ipynb notebooks/zh/*.ipynb
 
 slides: $(LAB_STAMP)
 	$(BIN)/mnist-course slides $(SLIDE_NOTEBOOKS) --out $(SLIDES)
+
+# The course as a static website in English and Chinese (README "The book"): build/book/en/ and
+# build/book/zh/, the chapters with their stored outputs (Sphinx, MyST-NB, sphinx-book-theme;
+# MathJax fetched once from the npm registry). BOOK_REPOSITORY (https://github.com/OWNER/NAME)
+# adds Binder and Colab links to each chapter, BOOK_HUB (the class hub's address) a hub link.
+BOOK ?= build/book
+BOOK_REPOSITORY ?=
+BOOK_HUB ?=
+BOOK_BRANCH ?= main
+BOOK_STAMP := $(VENV)/.installed-book
+
+$(BOOK_STAMP): $(LAB_STAMP)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[lab,book]"
+	@touch $@
+
+book: $(BOOK_STAMP)
+	$(BIN)/python -m mnist_course.book --out $(BOOK) --repository "$(BOOK_REPOSITORY)" \
+	    --hub "$(BOOK_HUB)" --branch "$(BOOK_BRANCH)"
 
 # A JupyterHub for a class on this machine: deploy/jupyterhub/jupyterhub_config.py reads these
 # (README, "Teaching a class"). The students' servers run as their own OS users, so the hub's venv

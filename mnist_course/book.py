@@ -1,0 +1,283 @@
+"""The course as a static website in English and Chinese (``make book``), built with Sphinx.
+
+``python -m mnist_course.book --out build/book`` writes ``<out>/en/`` and ``<out>/zh/``: an
+index page, every chapter with its stored outputs (nothing is executed), the glossary and a
+search page per language, with a link on every page to the same page in the other language.
+Each language is a Sphinx project prepared in ``<out>/.source/<language>/`` from book/ (its
+conf.py, templates, styles and index page) and a copy of the chapters, changed only for the
+book:
+
+- under each chapter's title, how to run it: links to the class hub (``--hub``), Binder and
+  Colab (``--repository``, a GitHub repository), or with neither set, ``make lab``;
+- each figure gets alt text: the cell's ``alt`` metadata if it has one, else the chapter's
+  title, the figure's number and the code line that drew it.
+
+MathJax 3 comes from the npm registry once (``npm pack``) into ``<out>/.assets/``, unpacked
+with :func:`mnist_course.slides.extract`, and is copied into each site: no page loads anything
+from the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import nbformat
+
+from mnist_course.slides import extract
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"  # conf.py, _templates/, _static/, en/index.md, zh/index.md
+NOTEBOOKS = ROOT / "notebooks"
+LANGUAGES = {"en": NOTEBOOKS, "zh": NOTEBOOKS / "zh"}
+MATHJAX = "3.2.2"  # Sphinx's mathjax3_config works with it; one package, fonts included
+# What the pages use of MathJax's es5 build: the TeX-to-HTML component, the TeX extensions it
+# loads on demand, its fonts, the menu and its accessibility parts (not the 4 MB speech engine).
+MATHJAX_PARTS = ["tex-chtml.js", "input", "output", "ui", "a11y"]
+CJK = "[\u4e00-\u9fff]"  # a Chinese character (CJK Unified Ideographs)
+# Sphinx's Chinese search cuts the text into words with jieba, whose dictionary lacks some of
+# the course's terms (交叉熵 becomes 交叉 + 熵, and one-character words are not indexed): the
+# glossary's terms are given to it as a user dictionary (conf.py's html_search_options).
+SEARCH_WORDS = "search-words.txt"
+GITHUB = re.compile(r"https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?:\.git)?/?")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where a chapter can be run: the class hub's address and the course's GitHub repository."""
+
+    repository: str = ""  # https://github.com/OWNER/NAME
+    hub: str = ""  # https://hub.example.org
+    branch: str = "main"
+
+    def __post_init__(self) -> None:
+        if self.repository and not GITHUB.fullmatch(self.repository):
+            raise ValueError(
+                f"BOOK_REPOSITORY={self.repository!r} is not a GitHub repository's address: "
+                "Binder and Colab open notebooks from GitHub. Write it as "
+                "https://github.com/OWNER/NAME, or leave it empty."
+            )
+        if self.hub and not re.match(r"https?://[^/\s]+", self.hub):
+            raise ValueError(
+                f"BOOK_HUB={self.hub!r} is not a web address. Write it as "
+                "https://hub.example.org (the hub's address), or leave it empty."
+            )
+
+
+TEXT = {
+    "en": {
+        "title": "Run this chapter",
+        "hub": "On the class hub",
+        "binder": "On Binder",
+        "colab": "In Colab",
+        "colab_cell": (
+            "Colab has none of the course's packages: in Colab, first add a code cell at the "
+            "top with this line and run it (it installs the course's package from the "
+            "repository; this has not been tested from here, where Colab cannot be reached):"
+        ),
+        "local": (
+            "On your computer: in the course's folder run `make lab` (it installs the course "
+            "the first time), then open `{path}` in JupyterLab."
+        ),
+        "alt": "{title}, figure {number}: the output of `{code}`",
+    },
+    "zh": {
+        "title": "运行本章",
+        "hub": "在课程的 JupyterHub 上运行",
+        "binder": "在 Binder 上运行",
+        "colab": "在 Colab 中运行",
+        "colab_cell": (
+            "Colab 中没有本课程的包：在 Colab 中，请先在最上面添加一个代码单元，写入下面这一行并"
+            "运行它（它从代码仓库安装本课程的包；这一步在这里没有测试过，因为这里无法访问 Colab）："
+        ),
+        "local": (
+            "在自己的电脑上：在课程文件夹中运行 `make lab`（第一次运行时会安装课程），"
+            "然后在 JupyterLab 中打开 `{path}`。"
+        ),
+        "alt": "{title}，图 {number}：`{code}` 的输出",
+    },
+}
+
+
+def launch_cell(language: str, name: str, launch: Launch) -> nbformat.NotebookNode:
+    """The markdown cell under a chapter's title that says how to run chapter ``name``."""
+    text = TEXT[language]
+    path = name if language == "en" else f"{language}/{name}"  # inside notebooks/
+    links = []
+    if launch.hub:
+        url = f"{launch.hub.rstrip('/')}/hub/user-redirect/lab/tree/mnist-course/{quote(path)}"
+        links.append(f'<a class="launch launch-hub" href="{url}">{text["hub"]}</a>')
+    colab = ""
+    if launch.repository:
+        match = GITHUB.fullmatch(launch.repository)
+        assert match is not None  # checked by Launch
+        owner, repo, branch = match["owner"], match["name"], quote(launch.branch)
+        binder = f"https://mybinder.org/v2/gh/{owner}/{repo}/{branch}?labpath=notebooks/{path}"
+        colab_url = (
+            f"https://colab.research.google.com/github/{owner}/{repo}/blob/{branch}/"
+            f"notebooks/{path}"
+        )
+        links.append(f'<a class="launch launch-binder" href="{binder}">{text["binder"]}</a>')
+        links.append(f'<a class="launch launch-colab" href="{colab_url}">{text["colab"]}</a>')
+        package = f"mnist-course @ git+https://github.com/{owner}/{repo}@{launch.branch}"
+        colab = f'\n{text["colab_cell"]}\n\n```ipython3\n!pip install "{package}"\n```\n'
+    body = " ".join(links) + "\n" + colab if links else text["local"].format(path=path)
+    source = f"````{{admonition}} {text['title']}\n:class: tip launch-links\n{body}\n````"
+    return nbformat.v4.new_markdown_cell(source, metadata={"slideshow": {"slide_type": "skip"}})
+
+
+def chapter_title(notebook: nbformat.NotebookNode) -> str:
+    """The first heading of ``notebook`` (its first markdown cell's first line), without ``#``."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and cell.source.strip():
+            return cell.source.strip().splitlines()[0].lstrip("#").strip()
+    return "Chapter"
+
+
+def add_alt_text(notebook: nbformat.NotebookNode, language: str) -> int:
+    """Give each code cell with an image output alt text for its images; returns how many."""
+    title = chapter_title(notebook)
+    number = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if not any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+            continue
+        number += 1
+        alt = cell.metadata.get("alt")
+        if not alt:
+            lines = [line for line in cell.source.splitlines() if line.strip()]
+            code = lines[-1].strip() if lines else ""
+            alt = TEXT[language]["alt"].format(title=title, number=number, code=code)
+        options = cell.metadata.setdefault("mystnb", {}).setdefault("image", {})
+        options["alt"] = " ".join(alt) if isinstance(alt, list) else str(alt)
+    return number
+
+
+def glossary_terms(glossary: str) -> list[str]:
+    """The Chinese terms of a glossary page's table (the second column), for the search.
+
+    A term's alternatives in full-width brackets count too when they are Chinese words:
+    "批量（批次）" gives 批量 and 批次.
+    """
+    terms: list[str] = []
+    for line in glossary.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or cells[0] == "English" or not re.search(CJK, cells[1]):
+            continue
+        main, _, rest = cells[1].partition("（")
+        for word in [main.strip(), rest.removesuffix("）").strip()]:
+            if re.fullmatch(f"{CJK}{{2,}}", word) and word not in terms:
+                terms.append(word)
+    return terms
+
+
+def prepare(language: str, source: Path, launch: Launch, mathjax: Path) -> Path:
+    """Write the Sphinx project of ``language`` into ``source`` (emptied first); returns it."""
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir(parents=True)
+    shutil.copy2(BOOK / "conf.py", source / "conf.py")
+    shutil.copytree(BOOK / "_templates", source / "_templates")
+    shutil.copytree(BOOK / "_static", source / "_static")
+    shutil.copytree(mathjax, source / "_static" / "mathjax")
+    shutil.copy2(BOOK / language / "index.md", source / "index.md")
+    chapters = LANGUAGES[language]
+    shutil.copy2(chapters / "glossary.md", source / "glossary.md")
+    if language == "zh":
+        terms = glossary_terms((chapters / "glossary.md").read_text(encoding="utf-8"))
+        (source / SEARCH_WORDS).write_text("".join(f"{t}\n" for t in terms), encoding="utf-8")
+    for path in sorted(chapters.glob("0*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        add_alt_text(notebook, language)
+        notebook.cells.insert(1, launch_cell(language, path.name, launch))
+        nbformat.write(notebook, source / path.name)
+    return source
+
+
+def fetch_mathjax(assets: Path) -> Path:
+    """MathJax's es5 build (the parts of :data:`MATHJAX_PARTS`), fetched once with npm."""
+    target = assets / f"mathjax-{MATHJAX}"
+    if (target / "tex-chtml.js").is_file():
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError(
+            "npm is needed once to fetch MathJax for the book's formulas: install Node.js "
+            f"(which brings npm), or copy a built {target} folder here."
+        )
+    assets.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=assets) as tmp:
+        spec = f"mathjax@{MATHJAX}"
+        result = subprocess.run(
+            [npm, "pack", "--silent", spec], cwd=tmp, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"npm pack {spec} failed: {result.stderr.strip()}")
+        with tarfile.open(Path(tmp) / result.stdout.strip().splitlines()[-1]) as tar:
+            extract(tar, Path(tmp))
+        parts = Path(tmp) / "parts"
+        parts.mkdir()
+        for part in MATHJAX_PARTS:
+            (Path(tmp) / "package" / "es5" / part).rename(parts / part)
+        shutil.rmtree(target, ignore_errors=True)
+        parts.rename(target)
+    return target
+
+
+def sphinx(source: Path, out: Path, doctrees: Path) -> subprocess.Popen:
+    """Start ``sphinx-build`` of one language: warnings are errors (``-W``), all reported."""
+    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html"]
+    command += ["-d", str(doctrees), str(source), str(out)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def build(out: Path, launch: Launch) -> dict[str, Path]:
+    """Build both languages into ``<out>/<language>/`` at once; returns them by language."""
+    mathjax = fetch_mathjax(out / ".assets")
+    runs = {}
+    for language in LANGUAGES:
+        source = prepare(language, out / ".source" / language, launch, mathjax)
+        runs[language] = sphinx(source, out / language, out / ".doctrees" / language)
+    failed = []
+    for language, run in runs.items():
+        output, _ = run.communicate()
+        if run.returncode != 0:
+            failed.append(f"--- {language} ---\n{output}")
+    if failed:
+        raise RuntimeError("sphinx-build failed:\n" + "\n".join(failed))
+    return {language: out / language for language in LANGUAGES}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mnist_course.book --out DIR [--repository URL] [--hub URL]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("build/book"))
+    parser.add_argument("--repository", default="", help="https://github.com/OWNER/NAME")
+    parser.add_argument("--hub", default="", help="the class hub's address")
+    parser.add_argument("--branch", default="main", help="the repository's branch")
+    args = parser.parse_args(argv)
+    try:
+        launch = Launch(args.repository, args.hub, args.branch)
+        start = time.perf_counter()
+        sites = build(args.out, launch)
+    except (ValueError, RuntimeError) as error:
+        print(f"make book: {error}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - start
+    for language, site in sites.items():
+        print(f"{language}: {site / 'index.html'}")
+    print(f"built in {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
