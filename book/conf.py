@@ -10,8 +10,10 @@ from pathlib import Path
 
 from sphinx.search.zh import SearchChinese
 
-language = Path(__file__).resolve().parent.name  # "en" or "zh"
-ZH = language == "zh"
+EDITION = Path(__file__).resolve().parent.name  # "en" or "zh"
+ZH = EDITION == "zh"
+# Sphinx and the theme translate their own words (search results, "Contents") for zh_CN.
+language = "zh_CN" if ZH else "en"
 
 project = "mnist-course"
 author = "the mnist-course authors"
@@ -50,7 +52,7 @@ html_context = {"default_mode": "auto"}
 html_last_updated_fmt = None
 html_copy_source = True
 # Chinese search: Sphinx segments the text with jieba (the `book` extra installs it).
-html_search_language = language
+html_search_language = EDITION
 # jieba's dictionary lacks some of the course's terms: mnist_course.book writes the zh
 # glossary's terms into search-words.txt, a jieba user dictionary (one word a line).
 if ZH:
