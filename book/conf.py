@@ -33,6 +33,9 @@ nb_execution_mode = "off"
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 nb_ipywidgets_js = {}  # never load ipywidgets' embedder from a CDN
 myst_enable_extensions = ["dollarmath", "amsmath"]
+# The chapters write display formulas as $$...$$ inside a paragraph too (Jupyter shows those
+# as display math); without this MyST reads them as $ + $...$ + $.
+myst_dmath_double_inline = True
 myst_heading_anchors = 3
 
 # MathJax 3 from the npm registry (mnist_course.book puts it in _static/mathjax/): no CDN.

@@ -74,6 +74,16 @@ def test_no_page_loads_an_asset_from_the_network(site):
         assert (site / language / "_static" / "mathjax" / "tex-chtml.js").is_file()
 
 
+def test_every_page_links_to_the_same_page_in_the_other_language(site):
+    for page in pages(site):
+        html = page.read_text(encoding="utf-8")
+        links = re.findall(r'id="language-switch"\s+href="([^"]+)"', html)
+        assert len(links) == 1, f"{page.relative_to(site)}: {len(links)} language switches"
+        other = "zh" if page.parent.name == "en" else "en"
+        target = (page.parent / links[0]).resolve()
+        assert target == (site / other / page.name).resolve() and target.is_file(), links[0]
+
+
 def test_chapters_are_shown_as_stored_with_their_figures(site):
     """No execution: each chapter page holds as many figures as its notebook's stored outputs."""
     for language in LANGUAGES:
@@ -149,7 +159,10 @@ LOOK = r"""async () => {
   const raw = [];
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     if (node.parentElement.closest(skip)) continue;
-    if (/\$\$|\\\(|\\\[/.test(node.textContent)) raw.push(node.textContent.trim().slice(0, 80));
+    // $$, \( or \[ left in the text, or a $ beside a formula (a $$ read as $ + $...$ + $)
+    const beside = [node.previousSibling, node.nextSibling].some(n => n?.classList?.contains('math'));
+    if (/\$\$|\\\(|\\\[/.test(node.textContent) || (beside && node.textContent.includes('$')))
+      raw.push(node.textContent.trim().slice(0, 80));
   }
   const math = [...document.querySelectorAll('.math')];
   const figures = [...document.querySelectorAll('.cell_output img')].map(img => ({
@@ -172,7 +185,7 @@ class Page:
     title: str
     formulas: int  # elements Sphinx marked as math
     typeset: int  # of those, how many hold MathJax's output
-    raw: list[str]  # text outside code that still shows $$, \( or \[
+    raw: list[str]  # text outside code that still shows $$, \( or \[, or a $ beside a formula
     figures: list[dict]
     failed: list[str] = field(default_factory=list)  # requests that failed or left the disk
     errors: list[str] = field(default_factory=list)  # console errors and page errors
