@@ -20,6 +20,7 @@ from the network.
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import shutil
 import subprocess
@@ -48,6 +49,7 @@ CJK = "[\u4e00-\u9fff]"  # a Chinese character (CJK Unified Ideographs)
 # the course's terms (交叉熵 becomes 交叉 + 熵, and one-character words are not indexed): the
 # glossary's terms are given to it as a user dictionary (conf.py's html_search_options).
 SEARCH_WORDS = "search-words.txt"
+BOOKKEEPING = re.compile(r"(plt|fig)\.(show|tight_layout|savefig|close)\(")
 GITHUB = re.compile(r"https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?:\.git)?/?")
 
 
@@ -88,7 +90,9 @@ TEXT = {
             "On your computer: in the course's folder run `make lab` (it installs the course "
             "the first time), then open `{path}` in JupyterLab."
         ),
-        "alt": "{title}, figure {number}: the output of `{code}`",
+        "alt": "{title}, figure {number}: {what}",
+        "against": "{y} against {x}",
+        "output": "the output of {code}",
     },
     "zh": {
         "title": "运行本章",
@@ -103,7 +107,9 @@ TEXT = {
             "在自己的电脑上：在课程文件夹中运行 `make lab`（第一次运行时会安装课程），"
             "然后在 JupyterLab 中打开 `{path}`。"
         ),
-        "alt": "{title}，图 {number}：`{code}` 的输出",
+        "alt": "{title}，图 {number}：{what}",
+        "against": "{y} 随 {x} 的变化",
+        "output": "{code} 的输出",
     },
 }
 
@@ -143,6 +149,62 @@ def chapter_title(notebook: nbformat.NotebookNode) -> str:
     return "Chapter"
 
 
+def figure_words(source: str) -> tuple[list[str], dict[str, str]]:
+    """The titles and axis labels a cell gives its figure (string constants only)."""
+    titles: list[str] = []
+    labels: dict[str, str] = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython syntax (!pip, %time): no figure words
+        return titles, labels
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        first = node.args[0] if node.args else None
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            if name in ("title", "set_title", "suptitle"):
+                titles.append(first.value)
+            elif name in ("xlabel", "ylabel", "set_xlabel", "set_ylabel"):
+                labels.setdefault(name[-6:], first.value)
+        for keyword in node.keywords:
+            value = keyword.value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                if keyword.arg == "title":
+                    titles.append(value.value)
+                elif keyword.arg in ("xlabel", "ylabel"):
+                    labels.setdefault(keyword.arg, value.value)
+    return titles, labels
+
+
+def default_alt(source: str, language: str, title: str, number: int) -> str:
+    """Alt text for figure ``number`` of a chapter, from the code cell that drew it: its leading
+    comment, else the figure's titles, else its axis labels, else the cell's last call."""
+    text = TEXT[language]
+    lines = [line.strip() for line in source.splitlines() if line.strip()]
+    titles, labels = figure_words(source)
+    if lines and lines[0].startswith("#"):
+        what = lines[0].lstrip("#").strip()
+    elif titles:
+        what = " / ".join(titles)
+    elif "ylabel" in labels:
+        what = text["against"].format(y=labels["ylabel"], x=labels.get("xlabel", "?"))
+    else:
+        drawing = [line for line in lines if not BOOKKEEPING.match(line)]
+        code = " ".join(" ".join(drawing[-1:]).split())
+        try:  # the last statement whole (a call may span several lines)
+            last = ast.parse(source).body[-1]
+            code = " ".join((ast.get_source_segment(source, last) or code).split())
+            if BOOKKEEPING.match(code) and len(ast.parse(source).body) > 1:
+                last = ast.parse(source).body[-2]
+                code = " ".join((ast.get_source_segment(source, last) or code).split())
+        except (SyntaxError, IndexError):
+            pass
+        what = text["output"].format(code=code[:120])
+    return text["alt"].format(title=title, number=number, what=what)
+
+
 def add_alt_text(notebook: nbformat.NotebookNode, language: str) -> int:
     """Give each code cell with an image output alt text for its images; returns how many."""
     title = chapter_title(notebook)
@@ -155,9 +217,7 @@ def add_alt_text(notebook: nbformat.NotebookNode, language: str) -> int:
         number += 1
         alt = cell.metadata.get("alt")
         if not alt:
-            lines = [line for line in cell.source.splitlines() if line.strip()]
-            code = lines[-1].strip() if lines else ""
-            alt = TEXT[language]["alt"].format(title=title, number=number, code=code)
+            alt = default_alt(cell.source, language, title, number)
         options = cell.metadata.setdefault("mystnb", {}).setdefault("image", {})
         options["alt"] = " ".join(alt) if isinstance(alt, list) else str(alt)
     return number

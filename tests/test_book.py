@@ -138,6 +138,33 @@ def test_bad_settings_are_refused_with_the_fix(settings, named, capsys):
     assert named in capsys.readouterr().err
 
 
+def test_figures_get_alt_text_from_the_cell_or_the_line_that_drew_them():
+    png = nbformat.v4.new_output("display_data", data={"image/png": "iVBOR", "text/plain": "x"})
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# 03 · The data\n\nText."),
+        nbformat.v4.new_code_cell("curves(history)\nplt.show()", outputs=[png]),
+        nbformat.v4.new_code_cell("# the first 32 digits\nplots.grid(x)", outputs=[png]),
+        nbformat.v4.new_code_cell("plots.grid(x)", outputs=[png], metadata={"alt": "Digits"}),
+        nbformat.v4.new_code_cell("print(1)"),
+        nbformat.v4.new_code_cell('ax.plot(h)\nax.set(title="loss per step")', outputs=[png]),
+        nbformat.v4.new_code_cell(
+            'plt.plot(h)\nplt.xlabel("step")\nplt.ylabel("loss")', outputs=[png]
+        ),
+    ]
+    assert book.add_alt_text(nb, "en") == 5
+    alts = [c.metadata.get("mystnb", {}).get("image", {}).get("alt") for c in nb.cells]
+    assert alts == [
+        None,
+        "03 · The data, figure 1: the output of curves(history)",
+        "03 · The data, figure 2: the first 32 digits",
+        "Digits",
+        None,
+        "03 · The data, figure 4: loss per step",
+        "03 · The data, figure 5: loss against step",
+    ]
+
+
 def test_the_chinese_search_knows_the_glossarys_terms():
     glossary = (book.NOTEBOOKS / "zh" / "glossary.md").read_text(encoding="utf-8")
     terms = book.glossary_terms(glossary)
