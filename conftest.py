@@ -14,6 +14,7 @@ SLOW_FIRST = (
     "tests/test_grade.py",
     "tests/test_browser.py",
     "tests/test_slides.py",
+    "tests/test_book.py",
     "tests/test_distributed.py",
     "notebooks/07_many_processes.ipynb",
     "notebooks/05_mnist_mlp.ipynb",
