@@ -178,20 +178,14 @@ def blocked_modules() -> list[str]:
     return sorted(blocked)
 
 
+# Each blocked module is None in sys.modules: importing it raises ModuleNotFoundError and
+# importlib.util.find_spec finds nothing, as when the package is not installed (torch._dynamo
+# asks find_spec about optional modules such as tabulate).
 BLOCKER = """
-import importlib.abc, json, sys
+import json, sys
 
-BLOCKED = set(json.loads(sys.argv[1]))
-
-
-class Blocker(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
-        return None
-
-
-sys.meta_path.insert(0, Blocker())
+for name in json.loads(sys.argv[1]):
+    sys.modules[name] = None
 from mnist_course import cli, data
 
 data.MNIST_FILES = tuple(data.RawFile(*spec) for spec in json.loads(sys.argv[2]))

@@ -275,7 +275,7 @@ def test_the_makefile_builds_the_hub_from_a_python_every_user_can_run():
     makefile = (ROOT / "Makefile").read_text()
     assert "HUB_PYTHON ?= /usr/bin/python3" in makefile
     # non-editable (a wheel of the course), every package at its locked version and hash
-    assert "pip wheel --quiet --no-deps --wheel-dir $(HUB_WHEELS) ." in makefile
+    assert "pip wheel --quiet --no-deps --wheel-dir $(HUB_WHEELS) $(HUB_SOURCE)" in makefile
     assert "--require-hashes -c $(LOCK)" in makefile and "mnist-course[hub] @ file://" in makefile
     assert "configurable-http-proxy@$(HUB_CHP_VERSION)" in makefile
     assert re.search(r"^\.PHONY:.*\bhub hub-install\b", makefile.replace("\\\n\t", ""), re.M)
