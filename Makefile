@@ -28,7 +28,7 @@ LAB_DIR ?= notebooks
 UPGRADE_PIP ?= 1
 
 .PHONY: install install-dev check-python lab test format notebooks translations messages student \
-	slides book lock \
+	slides book bundle lock \
 	clean \
 	hub hub-install hub-update
 
@@ -161,6 +161,13 @@ $(BOOK_STAMP): $(LAB_STAMP)
 book: $(BOOK_STAMP)
 	$(BIN)/python -m mnist_course.book --out $(BOOK) --repository "$(BOOK_REPOSITORY)" \
 	    --hub "$(BOOK_HUB)" --branch "$(BOOK_BRANCH)"
+
+# The course offline in one archive (README "The offline bundle"): $(BUNDLE)/mnist-course-
+# <version>-offline.zip with the chapters in both languages, the package as a wheel, the book's
+# HTML, a PDF of the book per language (Chromium), START-HERE.md and SHA256SUMS; no MNIST.
+BUNDLE ?= build/bundle
+bundle: $(BOOK_STAMP)
+	$(BIN)/python -m mnist_course.bundle --out $(BUNDLE) --assets $(BOOK)/.assets
 
 # A JupyterHub for a class on this machine: deploy/jupyterhub/jupyterhub_config.py reads these
 # (README, "Teaching a class"). The students' servers run as their own OS users, so the hub's venv
