@@ -33,7 +33,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-from mnist_course import book
+from mnist_course import book, translation
 
 ROOT = book.ROOT
 CHAPTER_FILES = ("0*.ipynb", "glossary.md", "README.md")
@@ -137,13 +137,13 @@ def print_pdfs(pages: dict[str, Path], target: Path) -> dict[str, Path]:
 
 
 def section(markdown: str, heading: str) -> str:
-    """The text under ``## heading`` in ``markdown`` (up to the next ``## ``), without the
-    heading and without translation markers (``<!-- ... -->``)."""
-    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", markdown, re.M | re.S)
-    if match is None:
+    """The text under ``## heading`` in ``markdown`` (the way translate sync reads a README's
+    sections), without the heading and without translation markers (``<!-- ... -->``)."""
+    found = translation.sections(markdown)
+    if heading not in found:
         raise RuntimeError(f"README has no section '## {heading}' (START-HERE.md quotes it)")
-    text = re.sub(r"<!--.*?-->\n?", "", match[1])
-    return text.strip()
+    body = found[heading].split("\n", 1)[1] if "\n" in found[heading] else ""
+    return re.sub(r"<!--.*?-->\n?", "", body).strip()
 
 
 START_HERE = """\
@@ -172,8 +172,8 @@ stored outputs: you can read the whole course without installing anything.
 Running the notebooks needs Python 3.11 to 3.13 and the course's package. The wheel holds
 only the course's own code: installing it **still downloads** its dependencies from PyPI
 (PyTorch, torchvision, NumPy, matplotlib, tqdm, Pillow; with `[lab]` also JupyterLab and the
-widgets). That is about 1 GB on Windows and macOS; on Linux PyPI's PyTorch brings the CUDA
-libraries (about 4 GB) unless you first install the CPU build from PyTorch's index. Do it
+widgets). That can be several GB: on Linux, PyPI's PyTorch brings the CUDA libraries (about
+4 GB) unless you first install the CPU build from PyTorch's index. Do it
 once, where the internet is good, in this folder:
 
 ```bash
@@ -214,7 +214,7 @@ MNIST is not in this bundle (about 12 MB once downloaded, 55 MB unpacked).
 
 ### 运行各章
 
-运行笔记本需要 Python 3.11 到 3.13 以及本课程的包。wheel 中只有课程自己的代码：安装它时**仍然要从 PyPI 下载**它所依赖的包（PyTorch、torchvision、NumPy、matplotlib、tqdm、Pillow；加上 `[lab]` 时还有 JupyterLab 和交互控件）。在 Windows 和 macOS 上约 1 GB；在 Linux 上，PyPI 的 PyTorch 会带上 CUDA 库（约 4 GB），除非先从 PyTorch 的索引安装 CPU 版本。请在网络好的地方，在本文件夹中执行一次：
+运行笔记本需要 Python 3.11 到 3.13 以及本课程的包。wheel 中只有课程自己的代码：安装它时**仍然要从 PyPI 下载**它所依赖的包（PyTorch、torchvision、NumPy、matplotlib、tqdm、Pillow；加上 `[lab]` 时还有 JupyterLab 和交互控件）。这可能有好几 GB：在 Linux 上，PyPI 的 PyTorch 会带上 CUDA 库（约 4 GB），除非先从 PyTorch 的索引安装 CPU 版本。请在网络好的地方，在本文件夹中执行一次：
 
 ```bash
 python3 -m venv .venv
@@ -242,15 +242,13 @@ def start_here(wheel: str) -> str:
         raise RuntimeError(f"constraints.txt pins no {missing}: START-HERE.md names their pins")
     english = (ROOT / "README.md").read_text(encoding="utf-8")
     chinese = (book.NOTEBOOKS / "zh" / "README.md").read_text(encoding="utf-8")
-    # The READMEs' own sections, one level down (### under START-HERE's ##).
-    data_zh = section(chinese, "MNIST 数据集").replace("\n## ", "\n### ")
     return START_HERE.format(
         version=version(),
         wheel=wheel,
         torch=pin["torch"][0],
         torchvision=pin["torchvision"][0],
         data_en=section(english, "The MNIST data"),
-        data_zh=data_zh,
+        data_zh=section(chinese, "MNIST 数据集"),
     )
 
 
