@@ -29,13 +29,17 @@ TYPESET = r"""async () => {
 }"""
 # Added to the page before printing: a printed page cannot scroll, so long code and output
 # lines wrap (the screen's pages scroll them sideways, and the PDF cut them off); Chinese text
-# in either book in the Simplified Chinese font (the English glossary's terms were set in the
-# Japanese one, as the page's language is English); each chapter on a new page; no floating
+# in either book in the Simplified Chinese fonts (the English book's Chinese words were set in
+# the Japanese ones, as the page's language is English); each chapter on a new page; no floating
 # back-to-top button.
 PRINT_CSS = """
 @media print {
   pre { white-space: pre-wrap !important; overflow-wrap: anywhere; overflow: visible !important; }
-  :root { --pst-font-family-base: system-ui, sans-serif, "Noto Sans CJK SC"; }
+  :root {
+    --pst-font-family-base-system: system-ui, sans-serif, "Noto Sans CJK SC";
+    --pst-font-family-monospace-system: ui-monospace, "DejaVu Sans Mono", monospace,
+      "Noto Sans Mono CJK SC";
+  }
   #pst-back-to-top { display: none !important; }
   span[id^="document-"] + section { break-before: page; }
 }
