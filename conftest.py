@@ -15,6 +15,7 @@ SLOW_FIRST = (
     "tests/test_browser.py",
     "tests/test_slides.py",
     "tests/test_book.py",
+    "tests/test_bundle.py",
     "tests/test_distributed.py",
     "notebooks/07_many_processes.ipynb",
     "notebooks/05_mnist_mlp.ipynb",
