@@ -13,7 +13,7 @@ book:
   title, the figure's number and the code line that drew it.
 
 MathJax 3 comes from the npm registry once (``npm pack``) into ``<out>/.assets/``, unpacked
-with :func:`mnist_course.slides.extract`, and is copied into each site: no page loads anything
+with :func:`mnist_course.slides.npm_pack`, and is copied into each site: no page loads anything
 from the network.
 """
 
@@ -25,7 +25,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from urllib.parse import quote
 
 import nbformat
 
-from mnist_course.slides import extract
+from mnist_course.slides import npm_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"  # conf.py, _templates/, _static/, en/index.md, zh/index.md
@@ -276,18 +275,11 @@ def fetch_mathjax(assets: Path) -> Path:
         )
     assets.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=assets) as tmp:
-        spec = f"mathjax@{MATHJAX}"
-        result = subprocess.run(
-            [npm, "pack", "--silent", spec], cwd=tmp, capture_output=True, text=True
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"npm pack {spec} failed: {result.stderr.strip()}")
-        with tarfile.open(Path(tmp) / result.stdout.strip().splitlines()[-1]) as tar:
-            extract(tar, Path(tmp))
+        package = npm_pack(npm, f"mathjax@{MATHJAX}", Path(tmp))
         parts = Path(tmp) / "parts"
         parts.mkdir()
         for part in MATHJAX_PARTS:
-            (Path(tmp) / "package" / "es5" / part).rename(parts / part)
+            (package / "es5" / part).rename(parts / part)
         shutil.rmtree(target, ignore_errors=True)
         parts.rename(target)
     return target

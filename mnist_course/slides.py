@@ -55,16 +55,21 @@ def fetch_assets(assets: Path) -> None:
     assets.mkdir(parents=True, exist_ok=True)
     for name in missing:
         with tempfile.TemporaryDirectory(dir=assets) as tmp:
-            spec = f"{name}@{ASSETS[name]}"
-            result = subprocess.run(
-                [npm, "pack", "--silent", spec], cwd=tmp, capture_output=True, text=True
-            )
-            if result.returncode != 0:
-                raise RuntimeError(f"npm pack {spec} failed: {result.stderr.strip()}")
-            with tarfile.open(Path(tmp) / result.stdout.strip().splitlines()[-1]) as tar:
-                extract(tar, Path(tmp))
+            package = npm_pack(npm, f"{name}@{ASSETS[name]}", Path(tmp))
             shutil.rmtree(assets / name, ignore_errors=True)
-            (Path(tmp) / "package").rename(assets / name)
+            package.rename(assets / name)
+
+
+def npm_pack(npm: str, spec: str, folder: Path) -> Path:
+    """Fetch the npm package ``spec`` (``name@version``) into ``folder``; its unpacked root."""
+    result = subprocess.run(
+        [npm, "pack", "--silent", spec], cwd=folder, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"npm pack {spec} failed: {result.stderr.strip()}")
+    with tarfile.open(folder / result.stdout.strip().splitlines()[-1]) as tar:
+        extract(tar, folder)
+    return folder / "package"
 
 
 def extract(tar: tarfile.TarFile, folder: Path) -> None:

@@ -10,7 +10,19 @@ import pytest
 from browser import browser  # noqa: F401  (headless Chromium, or a skip; a failure in CI)
 from tiny_mnist import tiny, tiny_env  # noqa: F401  (a tiny valid MNIST; processes that see it)
 
+from mnist_course import i18n
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def chinese():
+    """Feedback in Chinese for one test, English again afterwards (whatever the test does)."""
+    i18n.set_language("zh")
+    try:
+        yield
+    finally:
+        i18n.set_language("en")
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_course import chapter04, exercises, i18n
+from mnist_course import chapter04, exercises
 
 
 @pytest.fixture(autouse=True)
@@ -677,16 +677,6 @@ def test_softmax_regression_has_no_unique_minimum():
 
 
 # ----------------------------------------------------------------------------- Chinese feedback
-
-
-@pytest.fixture
-def chinese():
-    """Feedback in Chinese for one test, English again afterwards (whatever the test does)."""
-    i18n.set_language("zh")
-    try:
-        yield
-    finally:
-        i18n.set_language("en")
 
 
 def test_feedback_in_chinese(chinese):

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_course import chapter05, exercises, i18n
+from mnist_course import chapter05, exercises
 
 
 @pytest.fixture(autouse=True)
@@ -767,16 +767,6 @@ def test_the_last_batch_size_named_is_the_one_checked():
 # ---------------------------------------------------------------------------------------------
 # Feedback in Chinese
 # ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def chinese():
-    """Feedback in Chinese for one test, English again afterwards (whatever the test does)."""
-    i18n.set_language("zh")
-    try:
-        yield
-    finally:
-        i18n.set_language("en")
 
 
 def test_feedback_in_chinese(chinese, capsys):

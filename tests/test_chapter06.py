@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_course import chapter06, data, exercises, i18n
+from mnist_course import chapter06, data, exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "06_going_further.ipynb"
@@ -807,16 +807,6 @@ def test_notebook_uses_every_exercise_once_in_order():
 
 
 # ----------------------------------------------------------------------------- Chinese feedback
-
-
-@pytest.fixture
-def chinese():
-    """Feedback in Chinese for one test, English again afterwards (whatever the test does)."""
-    i18n.set_language("zh")
-    try:
-        yield
-    finally:
-        i18n.set_language("en")
 
 
 def test_feedback_in_chinese(chinese):

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_course import chapter07, data, exercises, i18n
+from mnist_course import chapter07, data, exercises
 
 
 @pytest.fixture(autouse=True)
@@ -392,16 +392,6 @@ def test_notebook_uses_every_exercise_once_in_order():
 
 
 # ----------------------------------------------------------------------------------- Chinese
-
-
-@pytest.fixture
-def chinese():
-    """Feedback in Chinese for one test, English again afterwards (whatever the test does)."""
-    i18n.set_language("zh")
-    try:
-        yield
-    finally:
-        i18n.set_language("en")
 
 
 def test_feedback_in_chinese(chinese):

@@ -26,11 +26,6 @@ def english_afterwards():
     i18n.set_language("en")
 
 
-@pytest.fixture
-def chinese():
-    i18n.set_language("zh")
-
-
 def messages(module: str) -> list:
     with catalogs.po_path(module, "zh").open("rb") as handle:
         return [m for m in read_po(handle, locale="zh", domain=module) if m.id]
