@@ -32,6 +32,15 @@ How exercises are found (the conventions of :mod:`mnist_course.exercises`):
 - every other cell that raised is listed in the report (the stubs' own
   ``NotImplementedError`` in answer cells aside).
 
+The learner reads the grades in the notebook's language (:func:`notebook_language`: a
+Chinese chapter's metadata says ``translation.language == "zh"``): the grader's own
+messages about a Chinese notebook (``Result.message``: "not written yet", "timed out", ...)
+are made in Chinese, as the checkers' messages inside its kernel already are, with a
+translator for that language (never :func:`mnist_course.i18n.set_language`: one run grades
+both languages, in threads). The statuses, the quiz's ``k/n``, the failed cells and the
+words of the teacher's report stay English data; :mod:`mnist_course.gradebook` translates
+them where it writes the learner's feedback.
+
 The exit code is 0 only when every exercise of every notebook is correct
 (1 otherwise, and when no notebook has an exercise; 2 for a bad path or a
 set-up problem).
@@ -54,7 +63,7 @@ from typing import Any
 
 import nbformat
 
-from mnist_course import sandbox
+from mnist_course import i18n, sandbox
 
 CORRECT, NOT_YET, ERROR = "correct", "not yet", "error"
 ANSWER_TAG, CHECKER_TAG, QUIZ_TAG = "answer", "checker", "quiz"
@@ -83,6 +92,7 @@ class Graded:
     failed_cells: list[str] = field(default_factory=list)  # "cell 7: NameError: ..."
     timed_out: bool = False
     stopped: str | None = None  # why execution ended early otherwise (the kernel died, ...)
+    language: str = "en"  # the notebook's language (notebook_language), the feedback's too
 
     @property
     def all_correct(self) -> bool:
@@ -93,6 +103,15 @@ def chapter_of(path: Path) -> str | None:
     """``05_mnist_mlp.ipynb`` -> ``"05"``; None when the name has no ``NN_`` prefix."""
     match = re.match(r"(\d\d)_", path.name)
     return match[1] if match else None
+
+
+def notebook_language(nb: Any) -> str:
+    """The language a notebook speaks to the learner in: its ``translation.language`` metadata
+    (set by ``mnist-course translate sync``) when the course has that language, else "en"."""
+    metadata = nb.get("metadata", {}) if isinstance(nb, dict) else {}
+    translation = metadata.get("translation") if isinstance(metadata, dict) else None
+    language = translation.get("language") if isinstance(translation, dict) else None
+    return language if isinstance(language, str) and language in i18n.LANGUAGES else "en"
 
 
 def expected_exercises(chapter: str | None) -> tuple[str, ...]:
@@ -194,39 +213,54 @@ def _is_checker_call(source: str, name: str, module: str | None) -> bool:
 
 def _grade_exercise(name: str, checker: Any | None, answers: list[Any], ran: set[int],
                     cells: list[Any], verdict: Result | None, run: sandbox.Executed,
-                    timeout: float, module: str | None = None,
-                    shown: Any | None = None) -> Result:  # fmt: skip
-    """The verdict on ``name``; ``answers`` and ``shown`` (the checker cell) as they ran."""
+                    timeout: float, module: str | None = None, shown: Any | None = None,
+                    language: str = "en") -> Result:  # fmt: skip
+    """The verdict on ``name``; ``answers`` and ``shown`` (the checker cell) as they ran.
+
+    The grader's own messages are in ``language`` (the notebook's); a verdict is the checker's.
+    """
+    _ = i18n.translator(__name__, language)
     if checker is None:
-        return Result(ERROR, "no checker cell for this exercise (was it deleted?)")
+        return Result(ERROR, _("no checker cell for this exercise (was it deleted?)"))
     if not _is_checker_call(checker.source, name, module):
         call = f"{module + '.' if module else ''}check_{name}(...)"
         return Result(
             ERROR,
-            f"the checker cell was changed: it should hold only the call {call} on your "
-            "answer; copy it back from the chapter",
+            _(
+                "the checker cell was changed: it should hold only the call {call} on your "
+                "answer; copy it back from the chapter"
+            ).format(call=call),
         )
     index = cells.index(checker)
     if index not in ran:
         if run.timed_out:
-            return Result(ERROR, f"timed out after {timeout:g} s")
-        why = run.stopped or "the kernel died"
-        if why == "the kernel died":  # a crash, or a limit (SIGXCPU for CPU time)
-            why += ": it crashed, or used up its CPU time"
-        return Result(ERROR, f"the checker cell did not run ({why})")
+            return Result(ERROR, _("timed out after {timeout:g} s").format(timeout=timeout))
+        if run.stopped in (None, "the kernel died"):  # a crash, or a limit (SIGXCPU: CPU time)
+            return Result(
+                ERROR,
+                _(
+                    "the checker cell did not run (the kernel died: it crashed, or used up "
+                    "its CPU time)"
+                ),
+            )
+        return Result(ERROR, _("the checker cell did not run ({why})").format(why=run.stopped))
     if verdict is not None:
         return verdict
     for answer in answers:
         error = _error(answer)
         if error is not None and error.startswith("NotImplementedError"):
-            return Result(NOT_YET, "not written yet (the answer cell raises NotImplementedError)")
+            return Result(
+                NOT_YET, _("not written yet (the answer cell raises NotImplementedError)")
+            )
         if error is not None:
-            return Result(ERROR, f"in the answer cell: {error}")
+            return Result(ERROR, _("in the answer cell: {error}").format(error=error))
     error = _error(shown or checker)
     if error is not None:
         return Result(ERROR, error)
     text = next((_first_line(t) for t in _texts(shown or checker) if _first_line(t)), "")
-    return Result(ERROR, f"no verdict from the checker cell (it showed {text!r})")
+    return Result(
+        ERROR, _("no verdict from the checker cell (it showed {text!r})").format(text=text)
+    )
 
 
 def _answers_for(name: str, cells: list[Any], checker: Any | None) -> list[Any]:
@@ -362,6 +396,7 @@ def grade_notebook(path: Path, label: str | None = None, timeout: float = 300,
         for name in names:
             graded.exercises[name] = Result(ERROR, graded.problem)
         return graded
+    graded.language = notebook_language(nb)
     cells = list(nb.cells)
     checkers = {}
     for cell in cells:
@@ -405,7 +440,17 @@ def grade_notebook(path: Path, label: str | None = None, timeout: float = 300,
         answers = [ran_cells[cells.index(a)] or a for a in _answers_for(name, cells, checker)]
         shown = ran_cells[cells.index(checker)] if checker is not None else None
         graded.exercises[name] = _grade_exercise(
-            name, checker, answers, ran, cells, verdicts.get(name), run, timeout, module, shown
+            name,
+            checker,
+            answers,
+            ran,
+            cells,
+            verdicts.get(name),
+            run,
+            timeout,
+            module,
+            shown,
+            graded.language,
         )
     if quiz_cell is not None:
         index = cells.index(quiz_cell)

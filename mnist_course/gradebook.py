@@ -10,7 +10,13 @@
   empty when the learner handed in no such notebook);
 - :func:`write_json`: every detail, every message;
 - :func:`write_feedback`: one Markdown file per learner, each exercise's verdict
-  and the checker's message (the hints the learner would have seen).
+  and the checker's message (the hints the learner would have seen), each notebook's
+  part in the notebook's language (``Graded.language``: a Chinese chapter's in Chinese).
+
+The statuses ("correct", "not yet", "error"), the quiz's ``k/n`` and the failed cells are
+English data in the tables, the CSV and the JSON; only the learner's feedback translates
+them, with a translator for the notebook's language (the catalog ``locale/<language>/
+LC_MESSAGES/gradebook.po``, ``make messages``).
 
 Every file is written whole or not at all (a temporary name, then a rename).
 """
@@ -21,12 +27,29 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mnist_course.grade import CORRECT, ERROR, Graded
+from mnist_course import i18n
+from mnist_course.grade import CORRECT, ERROR, NOT_YET, Graded
 from mnist_course.sandbox import Limits
+
+N_ = i18n.N_
+# The statuses as the learner reads them (the data keeps the English keys).
+STATUS_WORDS = {
+    # Translators: an exercise's status, after its name in the learner's feedback.
+    CORRECT: N_("correct"),
+    # Translators: an exercise's status: the checker found something still to fix.
+    NOT_YET: N_("not yet"),
+    # Translators: an exercise's status: it could not be checked (the message says why).
+    ERROR: N_("error"),
+}
+# A failed cell as grade._failed_cells writes it: "cell 7 (`x = 1 / 0`): ZeroDivisionError: ..."
+FAILED_CELL = re.compile(r"cell (?P<number>\d+) \(`(?P<code>.*)`\): (?P<error>.*)", re.DOTALL)
+QUIZ_SCORE = re.compile(r"(?P<right>\d+)/(?P<total>\d+)")
 
 
 def column(graded: Graded, name: str) -> str:
@@ -189,21 +212,71 @@ def write_json(path: Path, results: list[Graded], limits: Limits) -> None:
     _write(path, json.dumps(to_json(results, limits), indent=2, ensure_ascii=False) + "\n")
 
 
-def feedback(learner: str, results: list[Graded]) -> str:
-    """One learner's feedback in Markdown: each notebook's exercises, quiz and failed cells."""
-    lines = [f"# Feedback for {learner}", ""]
-    for graded in results:
-        lines += [f"## {Path(graded.notebook).name}", ""]
-        if graded.problem:
-            lines += [f"This notebook could not be graded: {graded.problem}", ""]
-        for name, result in graded.exercises.items():
-            lines.append(f"- **{name}**: {result.status}. {result.message}".rstrip())
-        if graded.quiz is not None:
-            lines.append(f"- **quiz**: {graded.quiz}")
-        if graded.failed_cells:
-            lines += ["", "Cells that raised an error:"]
-            lines += [f"- {cell}" for cell in graded.failed_cells]
+def feedback_language(results: list[Graded]) -> str:
+    """The language of a learner's feedback heading: their notebooks' when all agree, else "en"."""
+    languages = {graded.language for graded in results}
+    return languages.pop() if len(languages) == 1 else "en"
+
+
+def _quiz(quiz: str, _: Callable[[str], str]) -> str:
+    """The quiz's line: its score ``k/n``, or why there is none ("error", "not run")."""
+    score = QUIZ_SCORE.fullmatch(quiz)
+    if score is not None:
+        # Translators: Markdown (keep the **): the learner got {right} of {total} questions right.
+        return _("**quiz**: {right}/{total}").format(**score.groupdict())
+    if quiz == ERROR:
+        # Translators: the quiz cell ran but gave no score (it raised, or was changed).
+        return _("**quiz**: error")
+    if quiz == "not run":
+        # Translators: the notebook stopped (time out, dead kernel) before the quiz cell finished.
+        return _("**quiz**: not run")
+    return _("**quiz**: {score}").format(score=quiz)
+
+
+def _failed_cell(cell: str, _: Callable[[str], str]) -> str:
+    """One failed cell's line (as the grader wrote it when it is not the grader's form)."""
+    found = FAILED_CELL.fullmatch(cell)
+    if found is None:
+        return cell
+    return _("cell {number} (`{code}`): {error}").format(**found.groupdict())
+
+
+def notebook_feedback(graded: Graded) -> list[str]:
+    """One notebook's part of the feedback, in its language: exercises, quiz, failed cells."""
+    _ = i18n.translator(__name__, graded.language)
+    lines = [f"## {Path(graded.notebook).name}", ""]
+    if graded.problem:
+        lines += [_("This notebook could not be graded: {problem}").format(problem=graded.problem)]
         lines.append("")
+    for name, result in graded.exercises.items():
+        word = STATUS_WORDS.get(result.status)
+        status = _(word) if word is not None else result.status
+        # Translators: Markdown (keep the **); {message} is the checker's, already translated.
+        line = _("**{exercise}**: {status}. {message}")
+        lines.append(
+            f"- {line.format(exercise=name, status=status, message=result.message)}".rstrip()
+        )
+    if graded.quiz is not None:
+        lines.append(f"- {_quiz(graded.quiz, _)}")
+    if graded.failed_cells:
+        lines += ["", _("Cells that raised an error:")]
+        lines += [f"- {_failed_cell(cell, _)}" for cell in graded.failed_cells]
+    lines.append("")
+    return lines
+
+
+def feedback(learner: str, results: list[Graded]) -> str:
+    """One learner's feedback in Markdown: each notebook's exercises, quiz and failed cells.
+
+    Each notebook's part is in that notebook's language (``Graded.language``); the heading is
+    in the language of all the learner's notebooks when they agree, in English when a learner
+    has notebooks in more than one language (:func:`feedback_language`).
+    """
+    _ = i18n.translator(__name__, feedback_language(results))
+    heading = _("Feedback for {learner}").format(learner=learner)
+    lines = [f"# {heading}", ""]
+    for graded in results:
+        lines += notebook_feedback(graded)
     return "\n".join(lines)
 
 

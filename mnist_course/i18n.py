@@ -55,12 +55,18 @@ def catalog(domain: str, language: str) -> gettext.NullTranslations:
     return gettext.translation(domain, LOCALE_DIR, languages=[language], fallback=True)
 
 
-def translator(module: str) -> Callable[[str], str]:
-    """``_`` for the module named ``module`` (``__name__``): its text in the language now."""
+def translator(module: str, language: str | None = None) -> Callable[[str], str]:
+    """``_`` for the module named ``module`` (``__name__``): its text in the language now, or
+    always in ``language`` when one is given (the grader's way: a notebook's own language)."""
+    if language is not None and language not in LANGUAGES:
+        raise ValueError(
+            f"translator(..., {language!r}): the course's languages are "
+            f"{', '.join(repr(code) for code in LANGUAGES)}"
+        )
     domain = module.rsplit(".", 1)[-1]
 
     def _(message: str) -> str:
-        return catalog(domain, _state["language"]).gettext(message)
+        return catalog(domain, language or _state["language"]).gettext(message)
 
     return _
 
