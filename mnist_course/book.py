@@ -9,8 +9,9 @@ book:
 
 - under each chapter's title, how to run it: links to the class hub (``--hub``), Binder and
   Colab (``--repository``, a GitHub repository), or with neither set, ``make lab``;
-- each figure gets alt text: the cell's ``alt`` metadata if it has one, else the chapter's
-  title, the figure's number and the code line that drew it.
+- each figure gets alt text: the cell's ``alt`` metadata if it has one (the Chinese chapters
+  hold its translation, :mod:`mnist_course.translation`), else the chapter's title, the
+  figure's number and the code line that drew it.
 
 MathJax 3 comes from the npm registry once (``npm pack``) into ``<out>/.assets/``, unpacked
 with :func:`mnist_course.slides.npm_pack`, and is copied into each site: no page loads anything

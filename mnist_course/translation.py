@@ -3,7 +3,9 @@
 A translated chapter is built from its English chapter (``mnist-course translate sync``):
 
 - every code cell is the English cell, copied whole (source, outputs, metadata), so strict
-  nbval on the English chapter checks the code and outputs of both;
+  nbval on the English chapter checks the code and outputs of both. One exception: a figure's
+  alt text (the cell's ``alt`` metadata, which the book gives its images) is translated like
+  a markdown cell, and the translated cell keeps its ``alt`` with its own ``translation.hash``;
 - every markdown cell is the translation of the English cell with the same id. Its metadata
   records the state of the English cell it translates: ``translation.hash``, the first 12 hex
   digits of the SHA-256 of the English source when it was translated;
@@ -21,7 +23,7 @@ has none yet (sync then puts the English text in its place, with ``hash`` null).
 :func:`status` reports the three per chapter; the tests require every cell current.
 
 Translators who prefer a text editor to JupyterLab use ``export`` (the English text of every
-missing or stale cell, in one Markdown file with a marker line before each cell) and
+missing or stale cell or alt text, in one Markdown file with a marker line before each) and
 ``import`` (that file, translated, back into the chapter, with the hashes the export wrote).
 """
 
@@ -38,7 +40,9 @@ import nbformat
 from mnist_course import i18n
 
 LANGUAGES = {"zh": "中文"}
-MARKER = re.compile(r"^<!-- cell (?P<id>\S+) sha256:(?P<hash>[0-9a-f]{12}) -->$", re.M)
+MARKER = re.compile(
+    r"^<!-- (?P<kind>cell|alt) (?P<id>\S+) sha256:(?P<hash>[0-9a-f]{12}) -->$", re.M
+)
 
 # The code cell that sets the language of the feedback in a translated chapter.
 LANGUAGE_CELL_ID = "set-language"
@@ -80,10 +84,14 @@ class Status:
     current: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    # the same for the alt text of figures (code cells whose English has ``alt`` metadata)
+    alt_current: list[str] = field(default_factory=list)
+    alt_stale: list[str] = field(default_factory=list)
+    alt_missing: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.stale and not self.missing
+        return not (self.stale or self.missing or self.alt_stale or self.alt_missing)
 
     def __str__(self) -> str:
         total = len(self.current) + len(self.stale) + len(self.missing)
@@ -92,6 +100,13 @@ class Status:
             line += f"; stale (the English changed): {', '.join(self.stale)}"
         if self.missing:
             line += f"; not translated: {', '.join(self.missing)}"
+        figures = len(self.alt_current) + len(self.alt_stale) + len(self.alt_missing)
+        if figures:
+            line += f"; figure alt text: {len(self.alt_current)} of {figures} current"
+        if self.alt_stale:
+            line += f"; alt text stale: {', '.join(self.alt_stale)}"
+        if self.alt_missing:
+            line += f"; alt text not translated: {', '.join(self.alt_missing)}"
         return line
 
 
@@ -264,6 +279,14 @@ def is_language_cell(cell: nbformat.NotebookNode) -> bool:
     return bool(cell.get("metadata", {}).get("translation", {}).get("language_cell"))
 
 
+def alt_text(cell: nbformat.NotebookNode) -> str | None:
+    """A figure cell's ``alt`` metadata as one string (a list of lines is joined), else None."""
+    alt = cell.get("metadata", {}).get("alt")
+    if not alt:
+        return None
+    return " ".join(alt) if isinstance(alt, list) else str(alt)
+
+
 def _english_cells(english: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
     cells = {}
     for index, cell in enumerate(english.cells):
@@ -296,6 +319,8 @@ def sync(english_path: Path, translated: Path) -> Status:
     for cell in result.cells:
         if cell.cell_type == "code" and translator is not None:
             translate_outputs(cell, translator)
+        if cell.cell_type == "code" and alt_text(cell) is not None:
+            _keep_alt(cell, kept.get(cell.id))
         if cell.cell_type != "markdown":
             continue
         mine = kept.get(cell.id)
@@ -315,6 +340,16 @@ def sync(english_path: Path, translated: Path) -> Status:
     return status(english_path, translated)
 
 
+def _keep_alt(cell: nbformat.NotebookNode, mine: nbformat.NotebookNode | None) -> None:
+    """Give a copied figure cell the alt text translation ``mine`` holds, with its hash."""
+    recorded = mine.metadata.get("translation", {}).get("hash") if mine is not None else None
+    if mine is not None and mine.cell_type == "code" and recorded and alt_text(mine):
+        cell.metadata["alt"] = mine.metadata["alt"]
+        cell.metadata["translation"] = {"hash": recorded}
+    else:  # the English alt text stands in until it is translated
+        cell.metadata["translation"] = {"hash": None}
+
+
 def status(english_path: Path, translated: Path) -> Status:
     """Compare each markdown cell's recorded hash with its English cell's hash now."""
     english = _english_cells(nbformat.read(english_path, as_version=4))
@@ -323,16 +358,21 @@ def status(english_path: Path, translated: Path) -> Status:
     if translated.exists():
         mine = {c.get("id"): c for c in nbformat.read(translated, as_version=4).cells}
     for cell_id, cell in english.items():
-        if cell.cell_type != "markdown":
+        if cell.cell_type == "markdown":
+            text, lists = cell.source, (report.current, report.stale, report.missing)
+        elif cell.cell_type == "code" and alt_text(cell) is not None:
+            text, lists = alt_text(cell), (report.alt_current, report.alt_stale, report.alt_missing)
+        else:
             continue
+        current, stale, missing = lists
         theirs = mine.get(cell_id)
         recorded = theirs.metadata.get("translation", {}).get("hash") if theirs else None
         if not recorded:
-            report.missing.append(cell_id)
-        elif recorded != source_hash(cell.source):
-            report.stale.append(cell_id)
+            missing.append(cell_id)
+        elif recorded != source_hash(text):
+            stale.append(cell_id)
         else:
-            report.current.append(cell_id)
+            current.append(cell_id)
     return report
 
 
@@ -341,21 +381,27 @@ def export(english_path: Path, translated: Path, everything: bool = False) -> st
     a marker line that names the cell and its hash, for :func:`import_text`."""
     report = status(english_path, translated)
     wanted = set(report.missing + report.stale + (report.current if everything else []))
+    wanted_alt = set(
+        report.alt_missing + report.alt_stale + (report.alt_current if everything else [])
+    )
     blocks = []
     for cell in nbformat.read(english_path, as_version=4).cells:
         if cell.cell_type == "markdown" and cell.id in wanted:
             blocks.append(
                 f"<!-- cell {cell.id} sha256:{source_hash(cell.source)} -->\n{cell.source}"
             )
+        elif cell.cell_type == "code" and cell.id in wanted_alt:
+            alt = alt_text(cell)
+            blocks.append(f"<!-- alt {cell.id} sha256:{source_hash(alt)} -->\n{alt}")
     return "\n\n".join(blocks) + ("\n" if blocks else "")
 
 
 def import_text(text: str, english_path: Path, translated: Path) -> Status:
     """Put the translated blocks of an :func:`export` file into the translated chapter.
 
-    Each block replaces its cell's text and records the hash from its marker line (the state
-    of the English cell that was translated). An unknown cell id is an error, and nothing is
-    written.
+    Each block replaces its cell's text (an ``alt`` block: its figure's alt text) and records
+    the hash from its marker line (the state of the English text that was translated). An
+    unknown cell id is an error, and nothing is written.
     """
     markers = list(MARKER.finditer(text))
     if not markers:
@@ -369,12 +415,21 @@ def import_text(text: str, english_path: Path, translated: Path) -> Status:
     for number, match in enumerate(markers):
         end = markers[number + 1].start() if number + 1 < len(markers) else len(text)
         cell = cells.get(match["id"])
-        if cell is None or cell.cell_type != "markdown":
+        body = text[match.end() : end].strip("\n")
+        if match["kind"] == "alt":
+            if cell is None or cell.cell_type != "code" or alt_text(cell) is None:
+                raise ValueError(
+                    f"cell {match['id']} is not a figure with alt text in {translated.name}: "
+                    "export again from the current chapter"
+                )
+            cell.metadata["alt"] = body
+        elif cell is None or cell.cell_type != "markdown":
             raise ValueError(
                 f"cell {match['id']} is not a markdown cell of {translated.name}: "
                 "export again from the current chapter"
             )
-        cell.source = text[match.end() : end].strip("\n")
+        else:
+            cell.source = body
         cell.metadata["translation"] = {"hash": match["hash"]}
     partial = translated.with_suffix(".ipynb.partial")
     nbformat.write(nb, partial)

@@ -285,6 +285,19 @@ def test_every_figure_has_alt_text_and_an_opaque_white_background(seen):
         if not f["alt"].strip() or not f["loaded"] or f["background"] != "rgb(255, 255, 255)"
     ]
     assert not bad, f"figures without alt text, not loaded or not on white: {bad}"
+    # each chapter's figures have alt text written for the reader, in the page's language
+    # (the fallback made from the code says ", figure N:" / "，图 N：")
+    fallback = [
+        (name, f["alt"]) for name, f in figures if re.search(r"(, figure|，图) \d", f["alt"])
+    ]
+    assert not fallback, f"figures with the code-made fallback alt text: {fallback}"
+    chinese = re.compile("[\u4e00-\u9fff]")
+    wrong = [
+        (name, f["alt"])
+        for name, f in figures
+        if bool(chinese.search(f["alt"])) != name.startswith("zh/")
+    ]
+    assert not wrong, f"alt text not in the page's language: {wrong}"
 
 
 def test_the_language_switch_lands_on_the_same_chapter(site, context):

@@ -78,6 +78,67 @@ def test_a_changed_english_cell_makes_its_translation_stale_and_sync_keeps_it(pa
     assert "Other text." in translation.export(english, translated)  # offered again
 
 
+PNG = nbformat.v4.new_output(
+    "display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "fig"}
+)
+
+
+def test_a_figures_alt_text_is_translated_kept_and_goes_stale_like_a_cell(pair):
+    english, translated = pair
+    nb = chapter()
+    nb.cells[1].outputs = [PNG]
+    nb.cells[1].metadata["alt"] = "Line plot of the loss falling."
+    nbformat.write(nb, english)
+    report = translation.sync(english, translated)
+    assert report.alt_missing == ["code-1"] and not report.ok
+    assert "alt text not translated: code-1" in str(report)
+    text = translation.export(english, translated)
+    assert "<!-- alt code-1 sha256:" in text and "Line plot of the loss falling." in text
+    chinese = (
+        text.replace("Line plot of the loss falling.", "折线图：损失逐步下降。")
+        .replace("# Title\n\nSome text.", "# 标题")
+        .replace("## Next", "## 下一步")
+    )
+    report = translation.import_text(chinese, english, translated)
+    assert report.ok and report.alt_current == ["code-1"], report
+    assert "figure alt text: 1 of 1 current" in str(report)
+    translation.sync(english, translated)  # sync keeps the translated alt text
+    code = nbformat.read(translated, as_version=4).cells[2]
+    assert code.metadata["alt"] == "折线图：损失逐步下降。" and code.outputs == [PNG]
+    nb.cells[1].metadata["alt"] = "Line plot of the loss falling, then flat."
+    nbformat.write(nb, english)
+    report = translation.sync(english, translated)
+    assert report.alt_stale == ["code-1"] and "alt text stale: code-1" in str(report)
+    kept = nbformat.read(translated, as_version=4).cells[2].metadata["alt"]
+    assert kept == "折线图：损失逐步下降。"  # the old translation, to revise
+    assert "then flat." in translation.export(english, translated)
+    with pytest.raises(ValueError, match="not a figure with alt text"):
+        translation.import_text("<!-- alt md-1 sha256:000000000000 -->\n图", english, translated)
+
+
+def test_every_figure_has_alt_text_in_english_and_chinese():
+    """The book gives each figure its cell's ``alt``: written for the reader, in both languages
+    (the Chinese is current: test_every_translated_cell_is_current)."""
+    for path in TRANSLATED:
+        pairs = zip(
+            nbformat.read(ROOT / "notebooks" / path.name, as_version=4).cells,
+            [
+                c
+                for c in nbformat.read(path, as_version=4).cells
+                if not translation.is_language_cell(c)
+            ],
+            strict=True,
+        )
+        for en, zh in pairs:
+            if not any("image/png" in o.get("data", {}) for o in en.get("outputs", [])):
+                continue
+            alt_en, alt_zh = translation.alt_text(en), translation.alt_text(zh)
+            where = f"{path.name}, cell {en.id}"
+            assert alt_en and 40 <= len(alt_en) <= 300, f"{where}: write its alt text (metadata)"
+            assert alt_zh and alt_zh != alt_en and re.search("[\u4e00-\u9fff]", alt_zh), where
+            assert zh.metadata["translation"]["hash"] == translation.source_hash(alt_en), where
+
+
 def feedback_chapter(*texts: str) -> nbformat.NotebookNode:
     """A toy chapter whose code cells show ``texts`` (one cell each), then a plain output."""
     nb = chapter()
