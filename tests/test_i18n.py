@@ -212,6 +212,8 @@ GLOSSARY_EXCEPTIONS = {
     ),
     # code: the attribute `bias` of nn.Linear, in an expression.
     ("chapter04", "bias", "... computes x @ weight.T + bias."),
+    # the Jupyter kernel (内核), not a convolution's kernel (the glossary's "filter (kernel)").
+    ("grade", "filter", "the checker cell did not run (the kernel died: ...)"),
 }
 # Code in a message: {fields}, `...`, 'key', calls f(x, labels), dotted names, subscripts,
 # snake_case names.
