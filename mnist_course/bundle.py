@@ -6,7 +6,8 @@ one folder ``mnist-course-<version>-offline/`` with:
 
 - ``START-HERE.md``: what is inside, how to open the book, how to install the wheel and what
   that still downloads, how to get MNIST (the course's data-root rules), in English and Chinese;
-- ``chapters/en/`` and ``chapters/zh/``: the notebooks as stored, the glossary and the README;
+- ``chapters/en/`` and ``chapters/zh/``: the notebooks as stored, the glossary and the README
+  (its links to the chapters and to the other README pointed at the copies);
 - ``wheel/``: the package as a wheel (built from a copy of it, never in the checkout), and
   ``constraints.txt``, the versions the course was tested with;
 - ``book/en/`` and ``book/zh/``: the book's HTML (:mod:`mnist_course.book`, no launch links);
@@ -46,15 +47,44 @@ def version() -> str:
         return tomllib.load(file)["project"]["version"]
 
 
+LINK = re.compile(r"(\[[^\]]*\])\(([^)\s]+)\)")
+
+
+def relink(markdown: str, source: Path, target: Path, placed: dict[Path, Path]) -> str:
+    """``markdown`` (the file ``source``, copied to ``target``) with each relative link pointed
+    at where the linked file lies in the bundle (``placed``: source path -> bundle path). A link
+    to a file the bundle does not hold becomes its text, with the path in the repository."""
+
+    def point(match: re.Match[str]) -> str:
+        text, link = match.groups()
+        address, _, anchor = link.partition("#")
+        if not address or "://" in address or address.startswith("mailto:"):
+            return match.group(0)
+        linked = (source.parent / address).resolve()
+        if linked in placed:
+            moved = os.path.relpath(placed[linked], target.parent).replace(os.sep, "/")
+            return f"{text}({moved}{'#' + anchor if anchor else ''})"
+        return f"{text[1:-1]} (`{linked.relative_to(ROOT).as_posix()}` in the repository)"
+
+    return LINK.sub(point, markdown)
+
+
 def copy_chapters(target: Path) -> None:
-    """``target/en/`` and ``target/zh/``: the chapters as stored, the glossary, the README."""
+    """``target/en/`` and ``target/zh/``: the chapters as stored, the glossary, the README
+    (links between them pointed at the copies, :func:`relink`)."""
+    placed: dict[Path, Path] = {}
     for language, folder in book.LANGUAGES.items():
         out = target / language
         out.mkdir(parents=True)
         for pattern in CHAPTER_FILES:
             for path in sorted(folder.glob(pattern)):
-                shutil.copy2(path, out / path.name)
-    shutil.copy2(ROOT / "README.md", target / "en" / "README.md")  # notebooks/ has none
+                placed[path.resolve()] = out / path.name
+    placed[(ROOT / "README.md").resolve()] = target / "en" / "README.md"  # notebooks/ has none
+    for source, copy in placed.items():
+        shutil.copy2(source, copy)
+        if copy.suffix == ".md":
+            text = source.read_text(encoding="utf-8")
+            copy.write_text(relink(text, source, copy, placed), encoding="utf-8")
 
 
 def build_wheel(target: Path, work: Path) -> Path:

@@ -66,6 +66,11 @@ def files(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
+def unlinked(markdown: str) -> str:
+    """``markdown`` with every link target left out."""
+    return re.sub(r"\]\([^)\s]+\)", "]", markdown)
+
+
 def test_the_archive_holds_every_promised_part(unpacked):
     for language in LANGUAGES:
         chapters = book.LANGUAGES[language]
@@ -81,10 +86,33 @@ def test_the_archive_holds_every_promised_part(unpacked):
         assert (site / "_static" / "mathjax" / "tex-chtml.js").is_file()
         assert (unpacked / "pdf" / f"mnist-course-{language}.pdf").is_file()
     readmes = {"en": ROOT / "README.md", "zh": book.NOTEBOOKS / "zh" / "README.md"}
-    for language, readme in readmes.items():
-        assert (unpacked / "chapters" / language / "README.md").read_bytes() == readme.read_bytes()
+    for language, readme in readmes.items():  # the repository's, only the link targets moved
+        copy = (unpacked / "chapters" / language / "README.md").read_text(encoding="utf-8")
+        assert unlinked(copy) == unlinked(readme.read_text(encoding="utf-8"))
     assert len(list((unpacked / "wheel").glob("mnist_course-*-py3-none-any.whl"))) == 1
     assert (unpacked / "START-HERE.md").is_file() and (unpacked / "SHA256SUMS").is_file()
+
+
+def test_every_link_of_the_bundled_markdown_opens_a_file_of_the_bundle(unpacked):
+    checked = 0
+    for page in sorted(unpacked.rglob("*.md")):
+        for _, link in bundle.LINK.findall(page.read_text(encoding="utf-8")):
+            address = link.partition("#")[0]
+            if not address or "://" in address:
+                continue
+            assert (page.parent / address).resolve().is_file(), f"{page.name}: {link}"
+            checked += 1
+    assert checked > 100, "hardly any links found: the check would prove nothing"
+
+
+def test_relink_points_links_at_the_copies_and_names_what_is_left_out(tmp_path):
+    readme, chapter = ROOT / "README.md", ROOT / "notebooks" / "01_x.ipynb"
+    copy = tmp_path / "chapters" / "en" / "README.md"
+    placed = {readme: copy, chapter: copy.parent / "01_x.ipynb"}
+    text = "[ch 1](notebooks/01_x.ipynb#top), [web](https://x.org/a), [m](Makefile), [s](#b)"
+    assert bundle.relink(text, readme, copy, placed) == (
+        "[ch 1](01_x.ipynb#top), [web](https://x.org/a), m (`Makefile` in the repository), [s](#b)"
+    )
 
 
 def test_sha256sums_lists_and_verifies_every_other_file(unpacked):
