@@ -163,20 +163,23 @@ def confusion(matrix: ArrayLike) -> Figure:
 
 
 def comparison_bars(
-    names: Sequence[str], values: Sequence[float], ylabel: str, title: str, fmt: str = "{:.1f}"
+    names: Sequence[str], values: Sequence[float], xlabel: str, title: str, fmt: str = "{:.1f}"
 ) -> Figure:
-    """One bar per variant, its value written on top (chapter 5's comparisons)."""
-    fig, (ax,) = _figure((6.4, 3.2))
-    bars = ax.bar(list(names), list(values), color="tab:blue")
+    """One horizontal bar per variant, the first on top, its value written at its end
+    (chapter 6's optimiser ladder). Horizontal, so that long names stay readable."""
+    fig, (ax,) = _figure((6.4, 1.0 + 0.35 * len(names)))
+    bars = ax.barh(list(names), list(values), color="tab:blue")
+    ax.invert_yaxis()  # the first variant on top
     for bar, value in zip(bars, values, strict=True):
         ax.text(
-            bar.get_x() + bar.get_width() / 2,
-            bar.get_height(),
-            fmt.format(value),
-            ha="center",
-            va="bottom",
+            bar.get_width(),
+            bar.get_y() + bar.get_height() / 2,
+            " " + fmt.format(value),
+            ha="left",
+            va="center",
         )
-    ax.set_ylabel(ylabel)
+    ax.set_xlim(0, 1.15 * max(values))  # room for the values at the bars' ends
+    ax.set_xlabel(xlabel)
     ax.set_title(title)
     return fig
 

@@ -61,5 +61,8 @@ def test_training_curves_and_confusion():
 
 
 def test_comparison_bars():
-    fig = plots.comparison_bars(["a", "b"], [1.0, 2.5], "s", "time")
-    assert [t.get_text() for t in fig.axes[0].texts] == ["1.0", "2.5"]
+    fig = plots.comparison_bars(["first", "second"], [1.0, 2.5], "s", "time")
+    ax = fig.axes[0]
+    assert [t.get_text().strip() for t in ax.texts] == ["1.0", "2.5"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["first", "second"]
+    assert ax.yaxis_inverted() and ax.get_xlim()[1] > 2.5  # first on top, values inside
