@@ -77,8 +77,8 @@ def check_environment(root: str | None = None) -> list[Check]:
         checks.append(Check("MNIST data", f"found (data root from {data.root_source(root)})", True))
     except data.MNISTNotFoundError:
         advice = (
-            f"not downloaded yet: chapter 3 downloads it (internet needed), "
-            f"or set ${data.ENV_VAR} to a folder holding MNIST/raw/"
+            "not downloaded yet: section 2 of chapter 0 (00_setup.ipynb) downloads it "
+            f"(internet needed), or set ${data.ENV_VAR} to a folder holding MNIST/raw/"
         )
         checks.append(Check("MNIST data", "missing", False, advice))
     except data.MNISTCorruptError as err:
