@@ -21,6 +21,7 @@ FILES = {
     "chapter06_ladder.csv": "benchmarks/chapter06_seeds.py",
     "chapter06_architecture.csv": "benchmarks/chapter06_seeds.py",
     "chapter06_batchnorm.csv": "benchmarks/chapter06_seeds.py",
+    "memory_format.csv": "benchmarks/memory_format.py",
     "processes.csv": "benchmarks/time_to_accuracy.py",  # --mode processes --repeats 3 --write
     "time_to_accuracy.csv": "benchmarks/time_to_accuracy.py",  # in-process and end-to-end
     "wait_policy.csv": "benchmarks/wait_policy.py",

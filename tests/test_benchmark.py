@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from tiny_mnist import specs_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,3 +233,26 @@ def test_time_to_accuracy_reads_medians_and_each_repeats_speed_up(monkeypatch):
     runs[0]["reached"] = "False"
     with pytest.raises(ValueError, match="reached 98%"):
         measured.time_to_accuracy("in-process")
+
+
+def test_the_memory_format_benchmark_times_both_formats_in_alternating_order(capsys):
+    bench = load_benchmark("memory_format")
+    images, labels = torch.randn(300, 1, 28, 28), torch.randint(0, 10, (300,))
+    rows = bench.measure(images, labels, repeats=2, steps=2, threads=1)
+    assert [r["variant"] for r in rows] == [
+        "contiguous",
+        "channels_last",
+        "channels_last",
+        "contiguous",
+    ]
+    assert all(float(r["ms_per_step"]) > 0 and r["threads"] == 1 for r in rows)
+    assert "channels_last" in capsys.readouterr().out
+
+
+def test_the_stored_memory_format_timings_have_every_repeat_of_both():
+    from mnist_course import measured
+
+    rows = measured.rows("memory_format.csv")
+    for variant in ("contiguous", "channels_last"):
+        repeats = sorted(int(r["repeat"]) for r in rows if r["variant"] == variant)
+        assert repeats == list(range(len(repeats))) and len(repeats) >= 3, variant

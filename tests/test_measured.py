@@ -27,7 +27,9 @@ def test_every_stored_result_is_read_from_the_package():
 
 
 def test_an_unknown_name_says_which_results_exist():
-    with pytest.raises(ValueError, match="lecture_100_epochs.csv, one_cycle_momentum.csv"):
+    with pytest.raises(
+        ValueError, match="lecture_100_epochs.csv, memory_format.csv, one_cycle_momentum.csv"
+    ):
         measured.rows("lecture.csv")
 
 
