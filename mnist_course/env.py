@@ -50,8 +50,8 @@ def check_version(name: str, found: str | None, wanted: SpecifierSet) -> Check:
     advice = (
         ""
         if ok
-        else f"supported: {name}{wanted}; install the tested versions with: make lab "
-        f"(or pip install -c constraints.txt -e '.[lab]')"
+        else f"supported: {name}{wanted}; install the tested versions, in the course's folder: "
+        "pip install -c constraints.txt -e '.[lab]'"
     )
     return Check(name, found, ok, advice)
 
