@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 import nbformat
 
+from mnist_course import translation
 from mnist_course.slides import npm_pack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,11 +216,8 @@ def add_alt_text(notebook: nbformat.NotebookNode, language: str) -> int:
         if not any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
             continue
         number += 1
-        alt = cell.metadata.get("alt")
-        if not alt:
-            alt = default_alt(cell.source, language, title, number)
-        options = cell.metadata.setdefault("mystnb", {}).setdefault("image", {})
-        options["alt"] = " ".join(alt) if isinstance(alt, list) else str(alt)
+        alt = translation.alt_text(cell) or default_alt(cell.source, language, title, number)
+        cell.metadata.setdefault("mystnb", {}).setdefault("image", {})["alt"] = alt
     return number
 
 

@@ -81,10 +81,11 @@ def copy_chapters(target: Path) -> None:
                 placed[path.resolve()] = out / path.name
     placed[(ROOT / "README.md").resolve()] = target / "en" / "README.md"  # notebooks/ has none
     for source, copy in placed.items():
-        shutil.copy2(source, copy)
         if copy.suffix == ".md":
             text = source.read_text(encoding="utf-8")
             copy.write_text(relink(text, source, copy, placed), encoding="utf-8")
+        else:
+            shutil.copy2(source, copy)
 
 
 def build_wheel(target: Path, work: Path) -> Path:
